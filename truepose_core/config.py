@@ -65,6 +65,9 @@ class TruePoseConfig:
     clip_model: str = "ViT-H-14"
     clip_dim: int = 1024
     clip_image_size: int = 224
+    #: open_clip ``CLIPVisionCfg`` fields for a model not in open_clip's registry (the small
+    #: SynthFashion model embeds such a tower); empty for a named architecture.
+    clip_vision: dict[str, Any] = field(default_factory=dict)
     #: Cross-attention context: the source's CLIP embedding projected to this many tokens.
     context_dim: int = 768
     context_tokens: int = 4
@@ -129,7 +132,9 @@ class TruePoseConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"TruePoseConfig: unknown keys {unknown}; known keys are {sorted(known)}")
+            raise ConfigError(
+                f"TruePoseConfig: unknown keys {unknown}; known keys are {sorted(known)}"
+            )
         try:
             return cls(**data)
         except TypeError as exc:

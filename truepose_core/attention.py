@@ -1,0 +1,221 @@
+"""Parsing-reweighted self-attention (paper eq. 6-7) and the CAA region scores.
+
+``reweighted_attention`` is the one implementation of the method's attention math; both the
+diffusers path and the ComfyUI path call it. Three backends sit behind one dispatch:
+
+- ``naive``: materialises the full (B, H, Nq, Nk) score matrix; the reference.
+- ``chunked``: processes queries in chunks, so memory is O(chunk x Nk); the CPU default.
+- ``flex``: ``torch.nn.attention.flex_attention`` with a ``score_mod``; the CUDA default.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .errors import ConfigError
+
+DEFAULT_SIGMA = 0.3
+DEFAULT_DELTA = 0.6
+DEFAULT_CHUNK = 1024
+BACKENDS = ("naive", "chunked", "flex")
+
+
+def mask_weights(
+    scores: torch.Tensor, key_mask: torch.Tensor, sigma: float, delta: float
+) -> torch.Tensor:
+    """M' of eq. 6 for ``scores`` (..., Nk) given ``key_mask`` broadcastable to it.
+
+    Positive scores on selected keys get ``1 + delta`` and negative ones ``delta``; outside the
+    selection positive scores get ``sigma`` and negative ones ``1 + sigma``. Multiplying the
+    scores by these weights pushes the softmax toward the selected keys.
+    """
+    positive = scores > 0
+    inside = torch.where(positive, 1.0 + delta, delta)
+    outside = torch.where(positive, sigma, 1.0 + sigma)
+    return torch.where(key_mask, inside, outside).to(scores.dtype)
+
+
+def _check_inputs(query, key, value, key_mask) -> None:
+    if query.dim() != 4 or key.dim() != 4 or value.dim() != 4:
+        raise ValueError(
+            "reweighted_attention: query/key/value must be (batch, heads, tokens, dim), got "
+            f"{tuple(query.shape)}, {tuple(key.shape)}, {tuple(value.shape)}"
+        )
+    b, _, nk, _ = key.shape
+    if key_mask.shape != (b, nk):
+        raise ValueError(
+            f"reweighted_attention: key_mask must be (batch, keys) = {(b, nk)}, "
+            f"got {tuple(key_mask.shape)}"
+        )
+
+
+def _naive(query, key, value, key_mask, sigma, delta, reweight, want_probs):
+    scale = 1.0 / math.sqrt(query.shape[-1])
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scale  # (B, H, Nq, Nk)
+    if reweight:
+        scores = scores * mask_weights(scores, key_mask[:, None, None, :], sigma, delta)
+    probs = torch.softmax(scores, dim=-1)
+    out = torch.matmul(probs, value)  # (B, H, Nq, D)
+    return out, (probs if want_probs else None), probs.mean(dim=(1, 2))
+
+
+def _chunked(query, key, value, key_mask, sigma, delta, reweight, want_probs, chunk):
+    scale = 1.0 / math.sqrt(query.shape[-1])
+    b, h, nq, _ = query.shape
+    nk = key.shape[2]
+    out = query.new_empty(b, h, nq, value.shape[-1])
+    received = query.new_zeros(b, nk, dtype=torch.float32)
+    probs_all = query.new_empty(b, h, nq, nk) if want_probs else None
+    key_t = key.transpose(-1, -2)
+    mask = key_mask[:, None, None, :]
+    for start in range(0, nq, chunk):
+        stop = min(start + chunk, nq)
+        scores = torch.matmul(query[:, :, start:stop], key_t) * scale  # (B, H, c, Nk)
+        if reweight:
+            scores = scores * mask_weights(scores, mask, sigma, delta)
+        probs = torch.softmax(scores, dim=-1)
+        out[:, :, start:stop] = torch.matmul(probs, value)
+        received += probs.sum(dim=(1, 2), dtype=torch.float32)
+        if probs_all is not None:
+            probs_all[:, :, start:stop] = probs
+        del scores, probs
+    received = (received / (h * nq)).to(query.dtype)
+    return out, probs_all, received
+
+
+def _flex(query, key, value, key_mask, sigma, delta, reweight):
+    from torch.nn.attention.flex_attention import flex_attention
+
+    if not reweight:
+        return flex_attention(query, key, value)
+    mask = key_mask
+
+    def score_mod(score, b, h, q_idx, kv_idx):
+        inside = mask[b, kv_idx]
+        positive = score > 0
+        weight = torch.where(
+            inside,
+            torch.where(positive, 1.0 + delta, delta),
+            torch.where(positive, sigma, 1.0 + sigma),
+        )
+        return score * weight
+
+    return flex_attention(query, key, value, score_mod=score_mod)
+
+
+def resolve_backend(backend: str, device: torch.device, need_probs: bool = False) -> str:
+    """Pick a concrete backend: ``auto`` means flex on CUDA and chunked elsewhere.
+
+    FlexAttention returns no probabilities, so a call that needs them falls back to chunked.
+    """
+    if backend == "auto":
+        backend = "flex" if device.type == "cuda" and not need_probs else "chunked"
+    if backend not in BACKENDS:
+        raise ConfigError(f"attention backend: got {backend!r}, expected auto or one of {BACKENDS}")
+    if backend == "flex" and need_probs:
+        return "chunked"
+    return backend
+
+
+def reweighted_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    key_mask: torch.Tensor,
+    *,
+    sigma: float = DEFAULT_SIGMA,
+    delta: float = DEFAULT_DELTA,
+    return_probs: bool = False,
+    return_key_attention: bool = False,
+    reweight: bool = True,
+    backend: str = "auto",
+    chunk: int = DEFAULT_CHUNK,
+):
+    """``softmax((Q K^T / sqrt(d)) * M') V`` with M' from the key mask (paper eq. 6-7).
+
+    Shapes: query ``(B, H, Nq, D)``, key/value ``(B, H, Nk, D)``, key_mask ``(B, Nk)`` bool.
+    Returns the output ``(B, H, Nq, D)``; with ``return_probs`` also the probabilities
+    ``(B, H, Nq, Nk)``; with ``return_key_attention`` also the attention each key receives,
+    averaged over heads and queries, ``(B, Nk)``: all that CAA needs, at O(Nk) memory.
+    ``reweight=False`` sets every weight of eq. 6 to 1 (plain attention; an ablation).
+    """
+    _check_inputs(query, key, value, key_mask)
+    key_mask = key_mask.to(device=query.device, dtype=torch.bool)
+    name = resolve_backend(backend, query.device, need_probs=return_probs or return_key_attention)
+    if name == "naive":
+        out, probs, received = _naive(
+            query, key, value, key_mask, sigma, delta, reweight, return_probs
+        )
+    elif name == "chunked":
+        out, probs, received = _chunked(
+            query, key, value, key_mask, sigma, delta, reweight, return_probs, max(1, int(chunk))
+        )
+    else:
+        out, probs, received = (
+            _flex(query, key, value, key_mask, sigma, delta, reweight),
+            None,
+            None,
+        )
+    extras = []
+    if return_probs:
+        extras.append(probs)
+    if return_key_attention:
+        extras.append(received)
+    return (out, *extras) if extras else out
+
+
+def region_scores(
+    attention: torch.Tensor, labels: torch.Tensor, num_labels: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean attention received by each label's key tokens (CAA step 1).
+
+    ``attention`` is either the probabilities ``(B, H, Nq, Nk)`` or the per-key received
+    attention ``(B, Nk)``; ``labels`` ``(B, Nk)`` holds each key token's parsing label.
+    Returns ``scores (B, num_labels)`` and ``present (B, num_labels)`` bool: a label with no
+    key token is absent and its score is NaN, never a misleading zero.
+    """
+    if attention.dim() == 4:
+        attention = attention.float().mean(dim=(1, 2))
+    if attention.shape != labels.shape:
+        raise ValueError(
+            f"region_scores: attention {tuple(attention.shape)} and labels "
+            f"{tuple(labels.shape)} must both be (batch, keys)"
+        )
+    b = labels.shape[0]
+    labels = labels.long()
+    sums = attention.new_zeros(b, num_labels, dtype=torch.float32)
+    counts = attention.new_zeros(b, num_labels, dtype=torch.float32)
+    sums.scatter_add_(1, labels, attention.float())
+    counts.scatter_add_(1, labels, torch.ones_like(attention, dtype=torch.float32))
+    present = counts > 0
+    scores = torch.where(present, sums / counts.clamp(min=1), torch.full_like(sums, math.nan))
+    return scores, present
+
+
+def lowest_regions(
+    scores: torch.Tensor, present: torch.Tensor, k: int, background: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` present, non-background labels with the lowest scores (CAA step 2).
+
+    Returns ``labels (B, k)`` long and ``valid (B, k)`` bool; rows with fewer than ``k``
+    present labels have trailing invalid slots (label 0, valid False).
+    """
+    b, n = scores.shape
+    eligible = present.clone()
+    if 0 <= background < n:
+        eligible[:, background] = False
+    if k <= 0:
+        empty = torch.zeros(b, 0, dtype=torch.long, device=scores.device)
+        return empty, empty.bool()
+    ranked = torch.where(eligible, scores, torch.full_like(scores, math.inf))
+    k_eff = min(k, n)
+    values, labels = torch.topk(ranked, k_eff, dim=1, largest=False, sorted=True)
+    valid = torch.isfinite(values)
+    labels = torch.where(valid, labels, torch.zeros_like(labels))
+    if k_eff < k:
+        pad = k - k_eff
+        labels = torch.cat([labels, labels.new_zeros(b, pad)], dim=1)
+        valid = torch.cat([valid, valid.new_zeros(b, pad)], dim=1)
+    return labels, valid

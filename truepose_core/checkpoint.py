@@ -1,0 +1,303 @@
+"""The TruePose checkpoint: one ``.safetensors`` file, prefixed keys, config in the metadata.
+
+Keys: ``target_unet.`` and ``source_unet.`` (diffusers names), ``fusion.<layer>.``,
+``pose_encoder.``, ``context_proj.``; a self-contained small model also embeds ``vae.``
+(diffusers ``AutoencoderKL``) and ``clip.`` (an open_clip image tower). Metadata holds
+``format``, ``truepose_config``, ``unet_config`` and, when embedded, ``vae_config``.
+Loading is strict: every missing, unexpected or mis-shaped key is reported with the file.
+Pickles are never executed: ``.safetensors`` or ``torch.load(weights_only=True)`` only.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+from torch import nn
+
+from .config import TruePoseConfig
+from .errors import CheckpointError, ConfigError
+
+FORMAT = "truepose-v1"
+PREFIXES = ("target_unet.", "source_unet.", "fusion.", "pose_encoder.", "context_proj.")
+EMBEDDED_PREFIXES = ("vae.", "clip.")
+_LIST_LIMIT = 8
+
+#: diffusers config of the Stable Diffusion 1.5 UNet, so no download is needed to build it.
+SD15_UNET_CONFIG: dict[str, Any] = {
+    "sample_size": 64,
+    "in_channels": 4,
+    "out_channels": 4,
+    "down_block_types": [
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "CrossAttnDownBlock2D",
+        "DownBlock2D",
+    ],
+    "up_block_types": [
+        "UpBlock2D",
+        "CrossAttnUpBlock2D",
+        "CrossAttnUpBlock2D",
+        "CrossAttnUpBlock2D",
+    ],
+    "block_out_channels": [320, 640, 1280, 1280],
+    "layers_per_block": 2,
+    "cross_attention_dim": 768,
+    "attention_head_dim": 8,
+}
+
+
+def _short(keys) -> str:
+    keys = sorted(keys)
+    more = f" and {len(keys) - _LIST_LIMIT} more" if len(keys) > _LIST_LIMIT else ""
+    return f"{keys[:_LIST_LIMIT]}{more}"
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensors of a ``.safetensors`` file, or of a torch file loaded with ``weights_only``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(str(path))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    try:
+        data = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{path}: refused to load; the file holds Python objects beyond plain weights "
+            "and only weights are loaded (torch.load with weights_only=True)"
+        ) from exc
+    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
+    if (
+        isinstance(data, Mapping)
+        and "state_dict" in data
+        and isinstance(data["state_dict"], Mapping)
+    ):
+        data = data["state_dict"]
+    if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
+        raise CheckpointError(f"{path}: expected a mapping of tensor names to tensors")
+    return dict(data)
+
+
+def read_metadata(path: str | Path) -> dict[str, str]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+
+
+def _json_field(path: Path, metadata: Mapping[str, str], name: str) -> dict[str, Any]:
+    if name not in metadata:
+        raise CheckpointError(f"{path}: metadata has no {name!r}; is this a TruePose checkpoint?")
+    try:
+        value = json.loads(metadata[name])
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: metadata {name!r} is not valid JSON ({exc})") from exc
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: metadata {name!r} must be a JSON object")
+    return value
+
+
+def _unet_config(unet: nn.Module) -> dict[str, Any]:
+    return {k: v for k, v in dict(unet.config).items() if not k.startswith("_")}
+
+
+def save_truepose(
+    path: str | Path,
+    model: nn.Module,
+    *,
+    vae: nn.Module | None = None,
+    clip: nn.Module | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Write ``model`` (a TruePoseModel) and optional embedded VAE/CLIP to one file."""
+    path = Path(path)
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, module in (
+        ("target_unet.", model.target_unet),
+        ("source_unet.", model.source_unet),
+        ("fusion.", model.fusion),
+        ("pose_encoder.", model.pose_encoder),
+        ("context_proj.", model.context_proj),
+        ("vae.", vae),
+        ("clip.", clip),
+    ):
+        if module is None:
+            continue
+        for name, value in module.state_dict().items():
+            tensors[prefix + name] = value.detach().contiguous().cpu()
+    meta = {
+        "format": FORMAT,
+        "truepose_config": model.config.to_json(),
+        "unet_config": json.dumps(_unet_config(model.target_unet), sort_keys=True),
+    }
+    if vae is not None:
+        meta["vae_config"] = json.dumps(_unet_config(vae), sort_keys=True)
+    meta.update(metadata or {})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+    return path
+
+
+@dataclass
+class LoadedTruePose:
+    """A loaded checkpoint: the model and whatever else the file embeds."""
+
+    model: nn.Module
+    config: TruePoseConfig
+    path: Path
+    vae: nn.Module | None = None
+    clip: nn.Module | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+def _load_into(path: Path, what: str, module: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    expected = module.state_dict()
+    missing = set(expected) - set(state)
+    unexpected = set(state) - set(expected)
+    bad_shapes = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected.keys() & state.keys()
+        if state[k].shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_short(f'{what}{k}' for k in missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_short(f'{what}{k}' for k in unexpected)}")
+    if bad_shapes:
+        problems.append(f"shape mismatches {bad_shapes[:_LIST_LIMIT]}")
+    if problems:
+        raise CheckpointError(f"{path}: {'; '.join(problems)}")
+    module.load_state_dict(state, strict=True)
+
+
+def load_truepose(
+    path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> LoadedTruePose:
+    """Build the model from the file's own configs and load every tensor strictly."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+
+    from .clip_regions import build_clip_vision
+    from .model import TruePoseModel
+
+    path = Path(path)
+    metadata = read_metadata(path)
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path}: metadata format is {metadata.get('format')!r}, expected {FORMAT!r}; "
+            "this is not a TruePose checkpoint (an SD UNet or VAE goes to ComfyUI's own loaders)"
+        )
+    try:
+        config = TruePoseConfig.from_dict(_json_field(path, metadata, "truepose_config"))
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: invalid truepose_config metadata: {exc}") from exc
+    unet_cfg = _json_field(path, metadata, "unet_config")
+    check_sd15_family(path, unet_cfg)
+    state = read_state_dict(path)
+    try:
+        target = UNet2DConditionModel.from_config(unet_cfg)
+        source = UNet2DConditionModel.from_config(unet_cfg)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: unet_config cannot build a UNet ({exc})") from exc
+    model = TruePoseModel(config, target, source)
+    parts: dict[str, dict[str, torch.Tensor]] = {p: {} for p in PREFIXES + EMBEDDED_PREFIXES}
+    stray = []
+    for key, value in state.items():
+        prefix = next((p for p in parts if key.startswith(p)), None)
+        if prefix is None:
+            stray.append(key)
+        else:
+            parts[prefix][key[len(prefix) :]] = value
+    if stray:
+        raise CheckpointError(f"{path}: unexpected keys {_short(stray)}")
+    for prefix, module in (
+        ("target_unet.", model.target_unet),
+        ("source_unet.", model.source_unet),
+        ("fusion.", model.fusion),
+        ("pose_encoder.", model.pose_encoder),
+        ("context_proj.", model.context_proj),
+    ):
+        _load_into(path, prefix, module, parts[prefix])
+    vae = clip = None
+    if parts["vae."]:
+        vae = AutoencoderKL.from_config(_json_field(path, metadata, "vae_config"))
+        _load_into(path, "vae.", vae, parts["vae."])
+        vae = vae.eval().requires_grad_(False)
+    if parts["clip."]:
+        clip = build_clip_vision(config)
+        _load_into(path, "clip.", clip, parts["clip."])
+        clip = clip.eval().requires_grad_(False)
+    for module in (model, vae, clip):
+        if module is not None:
+            module.to(device=device, dtype=dtype)
+    return LoadedTruePose(model.eval(), config, path, vae, clip, metadata)
+
+
+def check_sd15_family(path: Path | str, unet_config: Mapping[str, Any]) -> None:
+    """Refuse SD2 / SDXL / other UNets where an SD1.5-layout UNet is expected."""
+    if unet_config.get("addition_embed_type") or unet_config.get("class_embed_type"):
+        raise CheckpointError(
+            f"{path}: the UNet has extra embeddings ({unet_config.get('addition_embed_type')}); "
+            "that is an SDXL-style UNet, TruePose needs an SD1.5-layout UNet"
+        )
+    if unet_config.get("use_linear_projection"):
+        raise CheckpointError(
+            f"{path}: the UNet uses linear attention projections (SD2-style); "
+            "TruePose needs an SD1.5-layout UNet"
+        )
+    if unet_config.get("in_channels", 4) != 4:
+        raise CheckpointError(
+            f"{path}: UNet has {unet_config.get('in_channels')} input channels, expected 4 (SD1.5)"
+        )
+
+
+def unet_from_sd15(path: str | Path, unet_config: Mapping[str, Any] | None = None):
+    """An SD1.5 UNet from a diffusers folder or a single-file (LDM) checkpoint, offline."""
+    from diffusers import UNet2DConditionModel
+
+    path = Path(path)
+    if path.is_dir():
+        folder = path / "unet" if (path / "unet").is_dir() else path
+        try:
+            unet = UNet2DConditionModel.from_pretrained(str(folder), local_files_only=True)
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{path}: not a diffusers UNet folder ({exc})") from exc
+        check_sd15_family(path, unet.config)
+        return unet
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
+
+    state = read_state_dict(path)
+    sdxl_key = "model.diffusion_model.label_emb.0.0.weight"
+    if sdxl_key in state or any(k.startswith("conditioner.") for k in state):
+        raise CheckpointError(f"{path}: this is an SDXL checkpoint; TruePose needs SD1.5 weights")
+    k_key = "model.diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k.weight"
+    if k_key not in state:
+        raise CheckpointError(f"{path}: no SD UNet found (key {k_key!r} is missing)")
+    if state[k_key].shape[1] != 768:
+        raise CheckpointError(
+            f"{path}: the UNet's context width is {state[k_key].shape[1]} (SD2 uses 1024); "
+            "TruePose needs SD1.5 weights (768)"
+        )
+    config = dict(unet_config or SD15_UNET_CONFIG)
+    unet = UNet2DConditionModel.from_config(config)
+    converted = convert_ldm_unet_checkpoint(state, unet.config)
+    _load_into(path, "unet.", unet, converted)
+    return unet
