@@ -42,7 +42,7 @@ def tiny_unet_config(
     }
 
 
-def tiny_vae_config(channels: tuple[int, ...] = (32, 64, 64, 64)) -> dict[str, Any]:
+def tiny_vae_config(channels: tuple[int, ...] = (16, 32, 64, 64)) -> dict[str, Any]:
     """A diffusers AutoencoderKL with SD's /8 downsampling and 4 latent channels."""
     return {
         "in_channels": 3,
@@ -52,7 +52,7 @@ def tiny_vae_config(channels: tuple[int, ...] = (32, 64, 64, 64)) -> dict[str, A
         "block_out_channels": list(channels),
         "layers_per_block": 1,
         "latent_channels": 4,
-        "norm_num_groups": 16,
+        "norm_num_groups": 8,
         "sample_size": 128,
     }
 

@@ -1,0 +1,35 @@
+"""Socket types the pack's nodes exchange, and the values that travel on them.
+
+The type names are saved in workflows: never rename them.
+
+- ``TRUEPOSE_POSE``: ``list[truepose_core.keypoints.Pose]``, one per frame; keypoints are
+  pixels of the frame's own ``width`` x ``height``, OpenPose 18-point order.
+- ``TRUEPOSE_PARSING``: :class:`ParsingBatch`.
+- ``POSE_KEYPOINT``: comfyui_controlnet_aux's type, a list of OpenPose-style frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from comfy_api.latest import io
+
+PoseSocket = io.Custom("TRUEPOSE_POSE")
+ParsingSocket = io.Custom("TRUEPOSE_PARSING")
+PoseKeypointSocket = io.Custom("POSE_KEYPOINT")
+
+
+@dataclass(frozen=True)
+class ParsingBatch:
+    """Human-parsing maps of a batch of images.
+
+    ``labels``: int64 (batch, height, width) of class indices into the label set
+    ``label_set`` (``"lip"`` 20 classes or ``"atr"`` 18 classes; 0 is background).
+    """
+
+    labels: torch.Tensor
+    label_set: str
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
