@@ -1,0 +1,1 @@
+"""Data sets: SynthFashion (procedural) and DeepFashion (the PGPIS benchmark)."""
