@@ -173,7 +173,7 @@ def _load_into(path: Path, what: str, module: nn.Module, state: Mapping[str, tor
     missing = set(expected) - set(state)
     unexpected = set(state) - set(expected)
     bad_shapes = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        f"{what}{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
         for k in expected.keys() & state.keys()
         if state[k].shape != expected[k].shape
     ]

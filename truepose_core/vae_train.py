@@ -28,6 +28,8 @@ class VAETrainConfig:
     max_minutes: float = 0.0
     kl_weight: float = 1e-6
     seed: int = 0
+    #: A VAE file written by this command to continue from (empty: random initialisation).
+    init: str = ""
 
 
 def train_vae(cfg: VAETrainConfig, progress: bool = True) -> Path:
@@ -40,7 +42,13 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True) -> Path:
 
     torch.manual_seed(cfg.seed)
     vae_config = tiny_vae_config()
-    vae = AutoencoderKL.from_config(vae_config).train()
+    if cfg.init:
+        from .train import load_vae
+
+        vae = load_vae(cfg.init).train()
+        vae_config = {k: v for k, v in dict(vae.config).items() if not k.startswith("_")}
+    else:
+        vae = AutoencoderKL.from_config(vae_config).train()
     data = SynthFashion(size=tuple(cfg.size), length=cfg.images, seed=cfg.seed + 101, split="train")
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps)
