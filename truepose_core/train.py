@@ -186,6 +186,17 @@ def step_generator(seed: int, step: int, what: int) -> torch.Generator:
     return torch.Generator("cpu").manual_seed((seed * 1_000_003 + step) * 16 + what)
 
 
+def step_randomness(
+    generator: torch.Generator, latent_shape: torch.Size, num_timesteps: int, drop_rate: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Noise, timesteps and the rows that keep their source conditions (1 - eta of them)."""
+    b = latent_shape[0]
+    noise = torch.randn(latent_shape, generator=generator)
+    timesteps = torch.randint(0, num_timesteps, (b,), generator=generator)
+    keep = torch.rand(b, generator=generator) >= drop_rate
+    return noise, timesteps, keep
+
+
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch)).tolist()
 
@@ -306,7 +317,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     clip.to(device)
     if ema is not None:
         ema.to(device)
-    ddpm_keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "prediction_type")
+    ddpm_keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
     scheduler = DDPMScheduler(**{k: SD15_SCHEDULER[k] for k in ddpm_keys})
     steps_per_epoch = max(1, len(dataset) // (cfg.batch_size * accelerator.num_processes))
     total = cfg.epochs * steps_per_epoch
@@ -401,18 +412,16 @@ def training_loss(runner, batch, vae, clip, scheduler, config, label_set, cfg, s
     source = batch["source_image"].to(device)
     target = batch["target_image"].to(device)
     parsing = batch["source_parsing"].to(device)
-    b = source.shape[0]
     with torch.no_grad():
         vae_dtype = next(vae.parameters()).dtype
         z_s = vae.encode(source.to(vae_dtype)).latent_dist.mean * config.latent_scale
         z_t = vae.encode(target.to(vae_dtype)).latent_dist.mean * config.latent_scale
         regions: RegionEmbeddings = clip((source + 1) / 2, parsing, label_set)
         masks = selection_masks(batch["source_parsing"], batch["target_keypoints"], label_set)
-    noise = torch.randn(z_t.shape, generator=g_noise).to(device, z_t.dtype)
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (b,), generator=g_noise).to(
-        device
+    noise, timesteps, keep = step_randomness(
+        g_noise, z_t.shape, scheduler.config.num_train_timesteps, config.condition_drop
     )
-    keep = (torch.rand(b, generator=g_noise) >= config.condition_drop).to(device)
+    noise, timesteps, keep = noise.to(device, z_t.dtype), timesteps.to(device), keep.to(device)
     noisy = scheduler.add_noise(z_t, noise, timesteps)
     skeletons = batch["target_skeleton"].to(device)
     pred = runner(z_s, regions, parsing, masks.to(device), skeletons, noisy, timesteps, keep)

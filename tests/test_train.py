@@ -1,0 +1,96 @@
+"""The trainer: it learns, it resumes exactly, and it drops conditions at the configured rate."""
+
+import csv
+import json
+
+import pytest
+import torch
+from diffusers import AutoencoderKL
+from safetensors.torch import load_file, save_file
+
+from truepose_core.checkpoint import load_truepose
+from truepose_core.errors import ConfigError
+from truepose_core.presets import tiny_vae_config
+from truepose_core.train import TrainConfig, batch_indices, step_generator, step_randomness, train
+
+
+@pytest.fixture(scope="module")
+def vae_file(tmp_path_factory):
+    torch.manual_seed(0)
+    vae = AutoencoderKL.from_config(tiny_vae_config())
+    path = tmp_path_factory.mktemp("vae") / "vae.safetensors"
+    save_file(vae.state_dict(), str(path), metadata={"vae_config": json.dumps(tiny_vae_config())})
+    return path
+
+
+def _config(tmp_path, vae_file, **changes):
+    base = dict(
+        output_dir=str(tmp_path / "run"),
+        vae=str(vae_file),
+        batch_size=2,
+        train_pairs=2,
+        lr=2e-3,
+        log_every=1,
+        save_every=0,
+        model={"resolution": [64, 40]},
+    )
+    base.update(changes)
+    return TrainConfig.from_dict(base)
+
+
+def _losses(run_dir):
+    with (run_dir / "loss.csv").open() as f:
+        return [float(r["loss"]) for r in csv.DictReader(f)]
+
+
+def test_overfits_one_batch(tmp_path, vae_file):
+    cfg = _config(
+        tmp_path, vae_file, max_steps=40, model={"resolution": [64, 40], "condition_drop": 0.0}
+    )
+    final = train(cfg, progress=False)
+    losses = _losses(tmp_path / "run")
+    assert len(losses) == 40
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < 0.6 * first, (first, last)
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 0
+    loaded = load_truepose(final)
+    assert loaded.vae is not None and loaded.clip is not None
+    assert loaded.config.resolution == (64, 40)
+
+
+def test_resume_takes_the_same_next_step(tmp_path, vae_file):
+    straight = _config(tmp_path / "a", vae_file, max_steps=4, train_pairs=6)
+    train(straight, progress=False)
+    first_half = _config(tmp_path / "b", vae_file, max_steps=2, train_pairs=6, save_every=2)
+    train(first_half, progress=False)
+    second_half = _config(tmp_path / "b", vae_file, max_steps=4, train_pairs=6, save_every=2)
+    train(second_half, progress=False)
+    a = load_file(str(tmp_path / "a" / "run" / "state-4" / "model.safetensors"))
+    b = load_file(str(tmp_path / "b" / "run" / "state-4" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _losses(tmp_path / "a" / "run") == _losses(tmp_path / "b" / "run")
+
+
+def test_condition_drop_rate_is_near_thirty_percent():
+    kept = []
+    for step in range(400):
+        _, _, keep = step_randomness(
+            step_generator(0, step, 0), torch.Size([8, 4, 2, 2]), 1000, 0.3
+        )
+        kept.append(keep)
+    dropped = 1 - torch.cat(kept).float().mean().item()
+    assert abs(dropped - 0.3) < 0.03
+
+
+def test_batches_are_a_pure_function_of_the_step():
+    a = batch_indices(100, 4, 0, 37, rank=0, world=2)
+    b = batch_indices(100, 4, 0, 37, rank=1, world=2)
+    assert a == batch_indices(100, 4, 0, 37, 0, 2) and not set(a) & set(b)
+
+
+def test_unknown_train_keys_raise(tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"learning_rate": 1}))
+    with pytest.raises(ConfigError, match="unknown keys \\['learning_rate'\\]"):
+        TrainConfig.from_file(path)
