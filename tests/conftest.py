@@ -7,6 +7,8 @@ them those tests are skipped with one reason, printed in the report header too.
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from comfy_harness import (
     COMFYUI_MISSING,
@@ -19,6 +21,34 @@ from comfy_harness import (
 
 COMFYUI = find_comfyui()
 BROWSER = find_browser()
+_LOOPBACK = ("127.", "::1", "localhost")
+
+
+def _guarded_connect(original):
+    """Refuse every connection that does not stay on this machine."""
+
+    def connect(sock, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if (
+            isinstance(host, str)
+            and not host.startswith(_LOOPBACK)
+            and sock.family != socket.AF_UNIX
+        ):
+            raise ConnectionRefusedError(f"network access is blocked in tests (tried {address!r})")
+        return original(sock, address)
+
+    return connect
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_network():
+    """The whole suite runs offline: any code path that tries to download fails loudly."""
+    original = socket.socket.connect
+    socket.socket.connect = _guarded_connect(original)
+    try:
+        yield
+    finally:
+        socket.socket.connect = original
 
 
 def pytest_report_header(config):
