@@ -18,7 +18,9 @@ from .errors import ConfigError
 
 DEFAULT_SIGMA = 0.3
 DEFAULT_DELTA = 0.6
-DEFAULT_CHUNK = 1024
+#: Elements of one query chunk's score matrix (batch x heads x chunk x keys) in the chunked
+#: backend when no chunk size is given: 4 Mi floats = 16 MiB per temporary in fp32.
+CHUNK_ELEMENTS = 1 << 22
 BACKENDS = ("naive", "chunked", "flex")
 
 
@@ -69,18 +71,25 @@ def _chunked(query, key, value, key_mask, sigma, delta, reweight, want_probs, ch
     received = query.new_zeros(b, nk, dtype=torch.float32)
     probs_all = query.new_empty(b, h, nq, nk) if want_probs else None
     key_t = key.transpose(-1, -2)
-    mask = key_mask[:, None, None, :]
+    # Eq. 6 as weight = offset + slope * [score > 0], per key: inside the mask
+    # (delta, +1), outside (1 + sigma, -1). Built in place to keep few chunk-sized temporaries.
+    inside = key_mask[:, None, None, :]
+    offset = torch.where(inside, delta, 1.0 + sigma).to(query.dtype)
+    slope = torch.where(inside, 1.0, -1.0).to(query.dtype)
     for start in range(0, nq, chunk):
         stop = min(start + chunk, nq)
-        scores = torch.matmul(query[:, :, start:stop], key_t) * scale  # (B, H, c, Nk)
+        scores = torch.matmul(query[:, :, start:stop], key_t).mul_(scale)  # (B, H, c, Nk)
         if reweight:
-            scores = scores * mask_weights(scores, mask, sigma, delta)
+            weights = (scores > 0).to(scores.dtype).mul_(slope).add_(offset)
+            scores.mul_(weights)
+            del weights
         probs = torch.softmax(scores, dim=-1)
+        del scores
         out[:, :, start:stop] = torch.matmul(probs, value)
         received += probs.sum(dim=(1, 2), dtype=torch.float32)
         if probs_all is not None:
             probs_all[:, :, start:stop] = probs
-        del scores, probs
+        del probs
     received = (received / (h * nq)).to(query.dtype)
     return out, probs_all, received
 
@@ -131,7 +140,7 @@ def reweighted_attention(
     return_key_attention: bool = False,
     reweight: bool = True,
     backend: str = "auto",
-    chunk: int = DEFAULT_CHUNK,
+    chunk: int = 0,
 ):
     """``softmax((Q K^T / sqrt(d)) * M') V`` with M' from the key mask (paper eq. 6-7).
 
@@ -140,6 +149,8 @@ def reweighted_attention(
     ``(B, H, Nq, Nk)``; with ``return_key_attention`` also the attention each key receives,
     averaged over heads and queries, ``(B, Nk)``: all that CAA needs, at O(Nk) memory.
     ``reweight=False`` sets every weight of eq. 6 to 1 (plain attention; an ablation).
+    ``chunk`` is the chunked backend's query chunk; 0 sizes it so that one chunk's scores
+    hold about :data:`CHUNK_ELEMENTS` values.
     """
     _check_inputs(query, key, value, key_mask)
     key_mask = key_mask.to(device=query.device, dtype=torch.bool)
@@ -149,6 +160,9 @@ def reweighted_attention(
             query, key, value, key_mask, sigma, delta, reweight, return_probs
         )
     elif name == "chunked":
+        if chunk <= 0:
+            b, h, _, _ = query.shape
+            chunk = CHUNK_ELEMENTS // max(1, b * h * key.shape[2])
         out, probs, received = _chunked(
             query, key, value, key_mask, sigma, delta, reweight, return_probs, max(1, int(chunk))
         )

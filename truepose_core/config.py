@@ -82,7 +82,8 @@ class TruePoseConfig:
     latent_scale: float = 0.18215
     latent_factor: int = 8
     attention_backend: str = "auto"
-    attention_chunk: int = 1024
+    #: Query chunk of the chunked attention backend; 0 sizes it from a memory budget.
+    attention_chunk: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -109,8 +110,8 @@ class TruePoseConfig:
                 "resolution",
                 f"{self.resolution} must be (height, width), multiples of {self.latent_factor}",
             )
-        if self.attention_chunk < 1 or self.context_tokens < 1:
-            raise bad("attention_chunk/context_tokens", "must be >= 1")
+        if self.attention_chunk < 0 or self.context_tokens < 1:
+            raise bad("attention_chunk/context_tokens", "chunk must be >= 0, tokens >= 1")
         # Normalise sequences so that a config read back from JSON compares equal.
         object.__setattr__(self, "layers", tuple(self.layers))
         object.__setattr__(self, "resolution", tuple(int(r) for r in self.resolution))

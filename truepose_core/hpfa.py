@@ -71,7 +71,7 @@ class HPFA(nn.Module):
         key_mask: torch.Tensor,
         *,
         backend: str = "auto",
-        chunk: int = 1024,
+        chunk: int = 0,
         return_key_attention: bool = False,
     ):
         """H' = softmax(A' * M') V' (eq. 7) for source features (B, N, C) -> (B, N, C)."""
@@ -110,7 +110,7 @@ class HPFA(nn.Module):
         key_mask: torch.Tensor,
         *,
         backend: str = "auto",
-        chunk: int = 1024,
+        chunk: int = 0,
         return_key_attention: bool = False,
     ) -> HPFASource:
         """Precompute K_h and V_h of eq. 8 (once per source and target pose)."""
