@@ -89,10 +89,23 @@ class TrainConfig:
         return cls(**data)
 
 
+def vae_latent_scale(path: str) -> float | None:
+    """The latent scale a ``truepose train-vae`` file measured for itself, if any."""
+    from .checkpoint import read_metadata
+
+    if not path or Path(path).is_dir():
+        return None
+    value = read_metadata(path).get("latent_scale")
+    return float(value) if value else None
+
+
 def truepose_config(train: TrainConfig) -> TruePoseConfig:
     from .presets import tiny_truepose_config
 
     base = tiny_truepose_config() if train.init == "tiny" else TruePoseConfig()
+    scale = vae_latent_scale(train.vae)
+    if scale is not None and "latent_scale" not in train.model:
+        base = base.replace(latent_scale=scale)
     try:
         return base.replace(**train.model)
     except TypeError as exc:

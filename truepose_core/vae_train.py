@@ -2,8 +2,8 @@
 
 Stable Diffusion's VAE cannot be downloaded everywhere, so the self-contained SynthFashion
 model trains its own: a diffusers ``AutoencoderKL`` with SD's /8 downsampling and 4 latent
-channels, fitted with L1 + MSE reconstruction and a small KL term. Its latents are scaled
-by the same 0.18215 as SD's after a per-channel check printed at the end.
+channels, fitted with L1 + MSE reconstruction and a small KL term. Like SD's 0.18215, the
+scale that gives unit-variance latents is measured at the end and stored with the weights.
 """
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True) -> Path:
         items = [data[i] for i in idx]
         x = torch.stack([it["source_image"] for it in items] + [it["target_image"] for it in items])
         posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.sample()).sample
+        # Decode the mean: sampling from a posterior whose variance starts at 1 hides the
+        # image from the decoder for thousands of steps; the KL term keeps latents bounded.
+        recon = vae.decode(posterior.mean).sample
         loss = F.l1_loss(recon, x) + F.mse_loss(recon, x) + cfg.kl_weight * posterior.kl().mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -70,11 +72,16 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True) -> Path:
         sched.step()
         bar.set_postfix(loss=f"{float(loss):.4f}")
     vae.eval()
+    with torch.no_grad():
+        probe = torch.stack([data[i]["source_image"] for i in range(min(64, len(data)))])
+        latent_scale = float(1.0 / vae.encode(probe).latent_dist.mean.std())
     out = Path(cfg.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "vae_config": json.dumps(vae_config, sort_keys=True),
         "train_config": json.dumps(asdict(cfg)),
+        # Like SD's 0.18215: scales latents to unit variance; the trainer adopts it.
+        "latent_scale": repr(latent_scale),
     }
     save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(out), metadata=meta)
     return out
