@@ -16,6 +16,7 @@ from .clip_regions import ClipRegionEncoder
 from .config import SamplingConfig
 from .errors import BatchError, ImageError
 from .fusion import FusionState, SourceEncoding
+from .images import check_size
 from .keypoints import Pose, render_skeleton
 from .model import TruePoseModel, default_source_rows
 from .parsing import get_label_set, selection_mask
@@ -23,12 +24,10 @@ from .sampling import StyleTransfer, sample
 
 
 def check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
-    """(B, 3, H, W) float in [0, 1] with H and W multiples of 8, or a clear ImageError."""
+    """(B, 3, H, W) float in [0, 1] within the size policy of ``images.py``, or an ImageError."""
     if images.dim() != 4 or images.shape[1] != 3:
         raise ImageError(f"{name}: expected (batch, 3, height, width), got {tuple(images.shape)}")
-    h, w = images.shape[-2:]
-    if h % 8 or w % 8:
-        raise ImageError(f"{name}: {h}x{w} is not a multiple of 8; resize or pad first")
+    check_size(*images.shape[-2:], name=name)
     if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
         raise ImageError(f"{name}: values must be finite and lie in [0, 1]")
     return images
