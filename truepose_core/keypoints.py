@@ -607,3 +607,14 @@ def render_skeleton(pose: Pose, width: int | None = None, height: int | None = N
         x, y = xy[i]
         draw.ellipse((x - stick, y - stick, x + stick, y + stick), fill=LIMB_COLORS[i])
     return np.asarray(image, dtype=np.uint8).copy()
+
+
+def require_visible(poses: Sequence[Pose], what: str = "target pose") -> None:
+    """Refuse poses with no visible joint: they would condition on an empty skeleton."""
+    for i, pose in enumerate(poses):
+        if not bool(pose.visible.any()):
+            where = f" {i}" if len(poses) > 1 else ""
+            raise PoseError(
+                f"{what}{where}: no visible joint (all missing or off the "
+                f"{pose.width}x{pose.height} canvas); expected at least one OpenPose keypoint"
+            )

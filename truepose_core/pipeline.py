@@ -17,9 +17,9 @@ from .config import SamplingConfig
 from .errors import BatchError, ImageError
 from .fusion import FusionState, SourceEncoding
 from .images import check_size
-from .keypoints import Pose, render_skeleton
+from .keypoints import Pose, render_skeleton, require_visible
 from .model import TruePoseModel, default_source_rows
-from .parsing import get_label_set, selection_mask
+from .parsing import get_label_set, selection_mask, validate_parsing
 from .sampling import StyleTransfer, sample
 
 
@@ -95,6 +95,7 @@ class TruePosePipeline:
                 f"source parsing: shape {tuple(parsing.shape)} does not match the images "
                 f"{tuple(images.shape[:1]) + tuple(images.shape[-2:])}"
             )
+        validate_parsing(parsing, self.label_set, tuple(images.shape[-2:]))
         images = images.to(self.device)
         parsing = parsing.to(self.device)
         regions = self.clip(images, parsing, self.label_set)
@@ -110,6 +111,7 @@ class TruePosePipeline:
     ) -> FusionState:
         """Pose-dependent precompute for each target pose."""
         h, w = image_hw
+        require_visible(poses)
         poses = [pose.resized(w, h) for pose in poses]
         rows = default_source_rows(encoding.batch, len(poses), source_rows, self.device)
         parsing = encoding.parsing.cpu().numpy()
