@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from . import parse, pose
+from . import demo, inspect, loader, parse, patch, pose, sampler, source
 
-NODE_LIST: list[type[io.ComfyNode]] = [*pose.NODES, *parse.NODES]
+NODE_LIST: list[type[io.ComfyNode]] = [
+    *pose.NODES,
+    *parse.NODES,
+    *loader.NODES,
+    *source.NODES,
+    *patch.NODES,
+    *sampler.NODES,
+    *inspect.NODES,
+    *demo.NODES,
+]

@@ -6,6 +6,8 @@ The type names are saved in workflows: never rename them.
   pixels of the frame's own ``width`` x ``height``, OpenPose 18-point order.
 - ``TRUEPOSE_PARSING``: :class:`ParsingBatch`.
 - ``POSE_KEYPOINT``: comfyui_controlnet_aux's type, a list of OpenPose-style frames.
+- ``TRUEPOSE``: ``nodes.runtime.TruePoseHandle`` from TruePose_LoadTruePose.
+- ``TRUEPOSE_SOURCE``: ``truepose_core.fusion.SourceEncoding`` from TruePose_SourceNetEncode.
 """
 
 from __future__ import annotations
@@ -33,3 +35,9 @@ class ParsingBatch:
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
+
+
+TruePoseSocket = io.Custom("TRUEPOSE")
+"""``TRUEPOSE``: :class:`nodes.runtime.TruePoseHandle` (SourceNet, TruePose modules, config)."""
+SourceSocket = io.Custom("TRUEPOSE_SOURCE")
+"""``TRUEPOSE_SOURCE``: :class:`truepose_core.fusion.SourceEncoding` (SourceNet F', CLIP)."""

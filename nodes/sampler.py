@@ -1,0 +1,239 @@
+"""Sample with a TruePose-patched MODEL: eq. 11 guidance through ComfyUI's own samplers."""
+
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+from ..truepose_core.errors import BatchError, ConfigError, ImageError
+from . import runtime
+from .errors import node_errors
+from .types import SourceSocket, TruePoseSocket
+
+CATEGORY = "TruePose/sampling"
+MAX_SIDE = 8192
+
+
+def _sampler_names() -> list[str]:
+    import comfy.samplers
+
+    return list(comfy.samplers.KSampler.SAMPLERS)
+
+
+def _scheduler_names() -> list[str]:
+    import comfy.samplers
+
+    return list(comfy.samplers.KSampler.SCHEDULERS)
+
+
+def empty_latent(model, handle, encoding, patch, width: int, height: int, batch: int):
+    """Zeros at the requested size; 0 = the source image's size / one row per pose pair."""
+    factor = handle.config.latent_factor
+    if width == 0 or height == 0:
+        h, w = encoding.latent_hw
+    else:
+        if width % factor or height % factor:
+            raise ImageError(
+                f"width x height {width}x{height}: must be multiples of {factor} pixels"
+            )
+        h, w = height // factor, width // factor
+    if batch == 0:
+        batch = patch.pairs if patch is not None else encoding.batch
+    channels = model.get_model_object("latent_format").latent_channels
+    return {"samples": torch.zeros(batch, channels, h, w)}
+
+
+@torch.no_grad()
+def true_sample(
+    model,
+    handle,
+    encoding,
+    latent,
+    seed: int,
+    steps: int,
+    cfg: float,
+    sampler_name: str,
+    scheduler: str,
+    denoise: float,
+):
+    """Eq. 11 with ComfyUI's KSampler: positive = source context, negative = zeros.
+
+    The patch on ``model`` fuses the source into the positive rows only, so the negative
+    branch is the TargetNet with the pose and nothing of the source. A latent
+    ``noise_mask`` keeps the input latent outside the mask at every step (the paper's
+    style-transfer application); the output keeps the input latent's other keys.
+    """
+    import comfy.model_management as mm
+    import comfy.sample
+    import comfy.samplers
+    import comfy.utils
+    import latent_preview
+
+    if sampler_name not in comfy.samplers.KSampler.SAMPLERS:
+        raise ConfigError(f"sampler_name {sampler_name!r}: not one of ComfyUI's samplers")
+    if scheduler not in comfy.samplers.KSampler.SCHEDULERS:
+        raise ConfigError(f"scheduler {scheduler!r}: not one of ComfyUI's schedulers")
+    latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
+    batch = latent_image.shape[0]
+    patch = runtime.find_patch(model)
+    if patch is not None and patch.pairs not in (1, batch):
+        raise BatchError(
+            f"latent batch {batch} does not fit the {patch.pairs} (source, pose) pairs of the "
+            "TruePose patch; use a latent batch of 1 or of the number of target poses"
+        )
+    context = runtime.source_context(handle, encoding, batch)
+    positive = [[context, {}]]
+    negative = [[torch.zeros_like(context), {}]]
+    noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
+    preview = latent_preview.prepare_callback(model, steps)
+
+    def callback(step, x0, x, total_steps):
+        mm.throw_exception_if_processing_interrupted()
+        preview(step, x0, x, total_steps)
+
+    samples = comfy.sample.sample(
+        model,
+        noise,
+        steps,
+        cfg,
+        sampler_name,
+        scheduler,
+        positive,
+        negative,
+        latent_image,
+        denoise=denoise,
+        noise_mask=latent.get("noise_mask"),
+        callback=callback,
+        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
+        seed=seed,
+    )
+    out = dict(latent)
+    out["samples"] = samples
+    return out
+
+
+class TrueSampler(io.ComfyNode):
+    """Generates the target person: DDIM with classifier-free guidance, paper eq. 11."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TruePose_TrueSampler",
+            display_name="TruePose Sampler",
+            category=CATEGORY,
+            description=(
+                "Denoises with the TruePose-patched MODEL. Positive conditioning is the source "
+                "image's projected CLIP embedding, negative is zeros (no text prompt). Defaults "
+                "follow the paper: 35 DDIM steps, guidance 3.5. A LATENT with a noise mask "
+                "keeps the input latent outside the mask (style transfer)."
+            ),
+            inputs=[
+                io.Model.Input("model", tooltip="MODEL from TruePose HPFA Patch Model."),
+                TruePoseSocket.Input("truepose", tooltip="From Load TruePose Checkpoint."),
+                SourceSocket.Input("source", tooltip="From TruePose SourceNet Encode."),
+                io.Int.Input(
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    control_after_generate=True,
+                    tooltip="Noise seed (integer); the same seed gives the same latent.",
+                ),
+                io.Int.Input(
+                    "steps", default=35, min=1, max=1000, tooltip="Denoising steps; paper 35."
+                ),
+                io.Float.Input(
+                    "cfg",
+                    default=3.5,
+                    min=0.0,
+                    max=30.0,
+                    step=0.1,
+                    round=0.01,
+                    tooltip="Guidance scale w of eq. 11 (unitless); 1 skips the negative branch.",
+                ),
+                io.Combo.Input(
+                    "sampler_name",
+                    options=_sampler_names(),
+                    default="ddim",
+                    tooltip="ComfyUI sampler; ddim + ddim_uniform is the paper's DDIM.",
+                ),
+                io.Combo.Input(
+                    "scheduler",
+                    options=_scheduler_names(),
+                    default="ddim_uniform",
+                    tooltip="ComfyUI scheduler; ddim_uniform gives DDIM's evenly spaced steps.",
+                ),
+                io.Float.Input(
+                    "denoise",
+                    default=1.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="Fraction of the schedule to run (0..1); 1 starts from pure noise.",
+                ),
+                io.Latent.Input(
+                    "latent",
+                    optional=True,
+                    tooltip=(
+                        "Optional start latent (unscaled, e.g. VAE Encode of a reference, with "
+                        "Set Latent Noise Mask for style transfer); else zeros of width x height."
+                    ),
+                ),
+                io.Int.Input(
+                    "width",
+                    default=0,
+                    min=0,
+                    max=MAX_SIDE,
+                    step=8,
+                    optional=True,
+                    tooltip="Output width in pixels (multiple of 8); 0 = the source's width.",
+                ),
+                io.Int.Input(
+                    "height",
+                    default=0,
+                    min=0,
+                    max=MAX_SIDE,
+                    step=8,
+                    optional=True,
+                    tooltip="Output height in pixels (multiple of 8); 0 = the source's height.",
+                ),
+                io.Int.Input(
+                    "batch_size",
+                    default=0,
+                    min=0,
+                    max=4096,
+                    optional=True,
+                    tooltip="Images to generate; 0 = one per target pose of the patch.",
+                ),
+            ],
+            outputs=[io.Latent.Output(display_name="LATENT", tooltip="Unscaled latents.")],
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        model,
+        truepose,
+        source,
+        seed,
+        steps,
+        cfg,
+        sampler_name,
+        scheduler,
+        denoise,
+        latent=None,
+        width=0,
+        height=0,
+        batch_size=0,
+    ) -> io.NodeOutput:
+        with node_errors():
+            if latent is None:
+                patch = runtime.find_patch(model)
+                latent = empty_latent(model, truepose, source, patch, width, height, batch_size)
+            out = true_sample(
+                model, truepose, source, latent, seed, steps, cfg, sampler_name, scheduler, denoise
+            )
+            return io.NodeOutput(out)
+
+
+NODES: list[type[io.ComfyNode]] = [TrueSampler]

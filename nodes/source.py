@@ -1,0 +1,152 @@
+"""Encode the source person once: SourceNet features F' and CLIP region embeddings."""
+
+from __future__ import annotations
+
+import torch
+from comfy_api.latest import io
+
+from ..truepose_core.errors import BatchError, CheckpointError, ImageError, ParsingError
+from ..truepose_core.fusion import SourceEncoding
+from ..truepose_core.parsing import get_label_set
+from . import runtime
+from .errors import node_errors
+from .types import ParsingBatch, ParsingSocket, SourceSocket, TruePoseSocket
+
+CATEGORY = "TruePose/sampling"
+
+
+def check_source_image(image: torch.Tensor, parsing: ParsingBatch, label_set: str) -> None:
+    """Image policy: sizes must be multiples of 8 (no silent crop or resize), parsing must fit.
+
+    ComfyUI's VAE would centre-crop to multiples of 8, which would shift the image against
+    its parsing map; TruePose refuses instead and names the nodes that fix it.
+    """
+    b, h, w = image.shape[0], image.shape[1], image.shape[2]
+    if h % 8 or w % 8:
+        raise ImageError(
+            f"source image: {w}x{h} (width x height) is not a multiple of 8; scale or crop it "
+            f"first (e.g. Upscale Image to {w // 8 * 8}x{h // 8 * 8} for both the image and "
+            "the parsing input, or ImageCrop) so that the parsing map still lines up"
+        )
+    if tuple(parsing.labels.shape) != (b, h, w):
+        raise BatchError(
+            f"source parsing: shape {tuple(parsing.labels.shape)} (batch, height, width) does "
+            f"not match the source image ({b}, {h}, {w}); parse the same image batch"
+        )
+    if parsing.label_set != label_set:
+        raise ParsingError(
+            f"source parsing: label set {parsing.label_set!r}, but the checkpoint was trained "
+            f"with {label_set!r}; use an SCHP model of the {label_set.upper()} label set"
+        )
+
+
+@torch.no_grad()
+def encode_source(handle, vae, image: torch.Tensor, parsing: ParsingBatch, clip_vision):
+    """The ComfyUI twin of ``TruePoseModel.encode_source`` (same SourceEncoding fields)."""
+    import comfy.model_management as mm
+    import comfy.utils
+
+    check_source_image(image, parsing, handle.config.label_set)
+    progress = comfy.utils.ProgressBar(3)
+    image = image[..., :3]
+    latents = vae.encode(image)
+    latents = handle.source.get_model_object("process_latent_in")(latents)
+    progress.update(1)
+    mm.throw_exception_if_processing_interrupted()
+
+    encoder = runtime.region_encoder(handle, clip_vision)
+    device = next(encoder.parameters()).device
+    images = image.movedim(-1, 1).to(device)
+    labels = parsing.labels.to(device)
+    regions = encoder(images, labels, get_label_set(parsing.label_set))
+    if regions.image_embeds.shape[-1] != handle.config.clip_dim:
+        raise CheckpointError(
+            f"clip_vision: embeddings of width {regions.image_embeds.shape[-1]}, but the "
+            f"checkpoint expects {handle.config.clip_dim} ({handle.config.clip_model}); load "
+            "the CLIP vision model the checkpoint was trained with"
+        )
+    progress.update(1)
+    mm.throw_exception_if_processing_interrupted()
+
+    module_device = handle.load_modules()
+    embeds = regions.image_embeds.to(module_device, handle.dtype)
+    context = handle.model.context_proj(embeds)
+    features = runtime.source_features(handle, latents, context)
+    progress.update(1)
+    out = mm.intermediate_device()
+    return SourceEncoding(
+        features=features,
+        latent_hw=tuple(latents.shape[-2:]),
+        parsing=parsing.labels.to(out),
+        region_embeds=regions.region_embeds.float().to(out),
+        region_present=regions.region_present.to(out),
+        image_embeds=regions.image_embeds.float().to(out),
+        label_set=parsing.label_set,
+    )
+
+
+class SourceNetEncode(io.ComfyNode):
+    """Runs the SourceNet once on the source latent and embeds the parsing regions with CLIP."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TruePose_SourceNetEncode",
+            display_name="TruePose SourceNet Encode",
+            category=CATEGORY,
+            description=(
+                "Encodes the source person once: VAE latent, SourceNet features at timestep 0 "
+                "for every fused layer, and CLIP embeddings of the whole image and of each "
+                "parsing region. Reused by every pose and every sampling step."
+            ),
+            inputs=[
+                TruePoseSocket.Input("truepose", tooltip="From Load TruePose Checkpoint."),
+                io.Vae.Input(
+                    "vae",
+                    tooltip=(
+                        "SD1.5 VAE (Load VAE), or the checkpoint's own VAE output for models "
+                        "that embed one."
+                    ),
+                ),
+                io.Image.Input(
+                    "source_image",
+                    tooltip=(
+                        "Source person, RGB 0..1; width and height in pixels must be multiples "
+                        "of 8 (the trained size, e.g. 352x512 or 88x128, works best)."
+                    ),
+                ),
+                ParsingSocket.Input(
+                    "source_parsing",
+                    tooltip=(
+                        "Human parsing of source_image: one class index per pixel, same "
+                        "height x width, in the checkpoint's label set (LIP for the paper)."
+                    ),
+                ),
+                io.ClipVision.Input(
+                    "clip_vision",
+                    optional=True,
+                    tooltip=(
+                        "CLIP image encoder for full-size checkpoints (Load CLIP Vision, "
+                        "ViT-H-14, 1024-d embeds); leave empty for checkpoints that embed one."
+                    ),
+                ),
+            ],
+            outputs=[
+                SourceSocket.Output(
+                    display_name="source",
+                    tooltip="SourceNet features, parsing and CLIP region embeddings.",
+                ),
+            ],
+        )
+
+    @classmethod
+    def execute(
+        cls, truepose, vae, source_image, source_parsing, clip_vision=None
+    ) -> io.NodeOutput:
+        with node_errors():
+            return io.NodeOutput(
+                encode_source(truepose, vae, source_image, source_parsing, clip_vision)
+            )
+
+
+NODES: list[type[io.ComfyNode]] = [SourceNetEncode]

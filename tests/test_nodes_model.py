@@ -1,0 +1,295 @@
+"""The model nodes inside a real ComfyUI: loading, source encoding, the patch, the sampler.
+
+The central test: for the same tiny checkpoint, inputs and timestep, the ComfyUI path
+(LoadTruePose -> SourceNetEncode -> HPFAPatchModel -> ComfyUI's UNet with the patch) and the
+diffusers path (``TruePoseModel.predict_noise``) give the same noise prediction, on
+conditional and unconditional rows.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from diffusers import AutoencoderKL
+
+from tests.tiny_models import person_parsing, randomize_zero_layers, tiny_model
+from truepose_core.checkpoint import load_truepose, save_truepose
+from truepose_core.clip_regions import ClipRegionEncoder, build_clip_vision
+from truepose_core.keypoints import parse_deepfashion_row
+from truepose_core.pipeline import TruePosePipeline
+from truepose_core.presets import tiny_vae_config
+
+pytestmark = pytest.mark.comfyui
+
+CHECKPOINT = "tiny-truepose.safetensors"
+H, W = 128, 88
+# A standing person in the 256x176 DeepFashion frame (y first, -1 = missing).
+STANDING_Y = "[40, 70, 70, 110, 150, 70, 110, 150, 160, 210, 250, 160, 210, 250, 36, 36, 40, 40]"
+STANDING_X = "[88, 88, 60, 55, 50, 116, 121, 126, 70, 70, 70, 106, 106, 106, 80, 96, 74, 102]"
+LEGS_Y = "[-1, -1, -1, -1, -1, -1, -1, -1, 160, 210, 250, 160, 210, 250, -1, -1, -1, -1]"
+
+
+def save_tiny_checkpoint(path, seed: int = 0):
+    """A tiny TruePose with trained-looking (non-zero) fusion, embedded tiny VAE and CLIP."""
+    model = tiny_model(seed)
+    randomize_zero_layers(model)
+    torch.manual_seed(seed)
+    vae = AutoencoderKL.from_config(tiny_vae_config()).eval()
+    clip = build_clip_vision(model.config)
+    return save_truepose(path, model, vae=vae, clip=clip)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(comfy):
+    path = comfy.models_dir / "truepose" / CHECKPOINT
+    if not path.exists():
+        save_tiny_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(comfy, checkpoint):
+    """(MODEL, TRUEPOSE, VAE) from the loader node."""
+    return comfy.node_class("TruePose_LoadTruePose").execute(CHECKPOINT).result
+
+
+def _image(seed=0, batch=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, H, W, 3, generator=g)
+
+
+def _parsing(comfy, batch=1):
+    types = comfy.pack_module("nodes.types")
+    return types.ParsingBatch(labels=person_parsing(batch, H, W), label_set="lip")
+
+
+def _poses(comfy, *rows):
+    keypoints = comfy.pack_module("truepose_core.keypoints")
+    return [keypoints.parse_deepfashion_row(y, STANDING_X) for y in rows]
+
+
+@pytest.fixture(scope="module")
+def source(comfy, loaded):
+    _model, truepose, vae = loaded
+    node = comfy.node_class("TruePose_SourceNetEncode")
+    return node.execute(truepose, vae, _image(), _parsing(comfy)).result[0]
+
+
+def _patched(comfy, loaded, source, poses, strength=1.0):
+    model, truepose, _vae = loaded
+    node = comfy.node_class("TruePose_HPFAPatchModel")
+    return node.execute(model, truepose, source, poses, 0.3, 0.6, strength).result[0]
+
+
+def _comfy_noise(patched, latents, t, context, cond_or_uncond):
+    """The patched ComfyUI UNet called as the sampler calls it, minus sigma conversion."""
+    import comfy.model_management as mm
+
+    mm.load_models_gpu([patched])
+    options = dict(patched.model_options["transformer_options"])
+    options["cond_or_uncond"] = list(cond_or_uncond)
+    with torch.no_grad():
+        return patched.model.diffusion_model(
+            latents, t, context=context, transformer_options=options
+        )
+
+
+def _reference(checkpoint, rows):
+    """The diffusers path on the same file: pipeline pieces from the core."""
+    poses = [parse_deepfashion_row(y, STANDING_X) for y in rows]
+    loaded = load_truepose(checkpoint)
+    clip = ClipRegionEncoder(loaded.clip, loaded.config.clip_image_size)
+    pipe = TruePosePipeline(loaded.model, loaded.vae, clip)
+    images = _image().permute(0, 3, 1, 2)
+    encoding = pipe.encode_source(images, person_parsing(1, H, W))
+    state = pipe.prepare(encoding, poses, (H, W))
+    return pipe, encoding, state
+
+
+# ---------------------------------------------------------------------------------------------
+# Equivalence
+
+
+def test_comfy_path_matches_diffusers_path(comfy, checkpoint, loaded, source):
+    patched = _patched(comfy, loaded, source, _poses(comfy, STANDING_Y, LEGS_Y))
+    pipe, encoding, state = _reference(checkpoint, [STANDING_Y, LEGS_Y])
+
+    # The source side agrees first (same VAE, CLIP and SourceNet weights).
+    for name, feats in encoding.features.items():
+        torch.testing.assert_close(source.features[name], feats, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(source.image_embeds, encoding.image_embeds, atol=1e-5, rtol=1e-4)
+
+    g = torch.Generator().manual_seed(3)
+    latents = torch.randn(2, 4, H // 8, W // 8, generator=g)
+    t = torch.full((4,), 500.0)
+    for order in ([1, 0], [0, 1]):
+        x = torch.cat([latents, latents])
+        conditional = torch.tensor([c == 0 for c in order]).repeat_interleave(2)
+        rows = torch.tensor([0, 1, 0, 1])
+        context = state.context[rows] * conditional[:, None, None]
+        got = _comfy_noise(patched, x, t, context, order)
+        with torch.no_grad():
+            want = pipe.model.predict_noise(x, t, state, rows, conditional)
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=1e-4)
+    # Fusion matters on conditional rows, so the comparison above is not vacuous.
+    with torch.no_grad():
+        plain = pipe.model.predict_noise(x, t, state, rows, torch.zeros(4, dtype=torch.bool))
+    assert not torch.allclose(want[conditional], plain[conditional], atol=1e-3)
+
+
+def test_unconditional_rows_are_untouched_by_fusion(comfy, loaded, source):
+    poses = _poses(comfy, STANDING_Y)
+    full = _patched(comfy, loaded, source, poses, strength=1.0)
+    none = _patched(comfy, loaded, source, poses, strength=0.0)
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(1, 4, H // 8, W // 8, generator=g).repeat(2, 1, 1, 1)
+    t = torch.full((2,), 300.0)
+    context = torch.zeros(2, 2, 64)
+    a = _comfy_noise(full, x, t, context, [1, 0])
+    b = _comfy_noise(none, x, t, context, [1, 0])
+    torch.testing.assert_close(a[0], b[0], atol=0, rtol=0)  # uncond row: same with or without
+    assert not torch.allclose(a[1], b[1], atol=1e-4)  # cond row: fusion changes it
+
+
+def test_patching_leaves_the_input_model_unpatched(comfy, loaded, source):
+    model = loaded[0]
+    before = {k: list(v) for k, v in model.model_options.get("transformer_options", {}).items()}
+    patched = _patched(comfy, loaded, source, _poses(comfy, STANDING_Y))
+    assert "patches" in patched.model_options["transformer_options"]
+    after = model.model_options.get("transformer_options", {})
+    assert "patches" not in after and "truepose" not in after
+    assert {k: list(v) for k, v in after.items()} == before
+    assert patched.model is model.model  # a clone shares the weights
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+def _node_error(comfy):
+    return comfy.pack_module("nodes.errors").TruePoseNodeError
+
+
+def test_missing_checkpoint_reads_well(comfy, checkpoint):
+    with pytest.raises(_node_error(comfy)) as caught:
+        comfy.node_class("TruePose_LoadTruePose").execute("no-such-model.safetensors")
+    assert type(caught.value).__name__ == "CheckpointError"
+    assert "not found in the truepose model folders" in str(caught.value)
+
+
+def test_foreign_checkpoint_is_refused(comfy, checkpoint):
+    from safetensors.torch import save_file
+
+    path = comfy.models_dir / "truepose" / "some-sd-unet.safetensors"
+    save_file({"conv_in.weight": torch.zeros(4, 4, 3, 3)}, str(path))
+    with pytest.raises(_node_error(comfy), match="not a TruePose checkpoint"):
+        comfy.node_class("TruePose_LoadTruePose").execute(path.name)
+
+
+def test_sources_and_poses_that_do_not_pair_up_are_refused(comfy, loaded):
+    _model, truepose, vae = loaded
+    two = comfy.node_class("TruePose_SourceNetEncode").execute(
+        truepose, vae, _image(batch=2), _parsing(comfy, 2)
+    )
+    poses = _poses(comfy, STANDING_Y, LEGS_Y, STANDING_Y)
+    with pytest.raises(_node_error(comfy), match="2 source images and 3 target poses"):
+        _patched(comfy, loaded, two.result[0], poses)
+
+
+def test_source_size_not_a_multiple_of_8_is_refused(comfy, loaded):
+    _model, truepose, vae = loaded
+    types = comfy.pack_module("nodes.types")
+    image = torch.rand(1, 100, 70, 3)
+    parsing = types.ParsingBatch(labels=person_parsing(1, 100, 70), label_set="lip")
+    with pytest.raises(_node_error(comfy)) as caught:
+        comfy.node_class("TruePose_SourceNetEncode").execute(truepose, vae, image, parsing)
+    assert type(caught.value).__name__ == "ImageError"
+    assert "70x100" in str(caught.value) and "multiple of 8" in str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling
+
+
+def _sample(comfy, loaded, source, patched, seed=0, steps=2, latent=None, cfg=3.5):
+    node = comfy.node_class("TruePose_TrueSampler")
+    _model, truepose, _vae = loaded
+    out = node.execute(
+        patched, truepose, source, seed, steps, cfg, "ddim", "ddim_uniform", 1.0, latent
+    )
+    return out.result[0]
+
+
+def test_same_seed_gives_the_same_latent(comfy, loaded, source):
+    patched = _patched(comfy, loaded, source, _poses(comfy, STANDING_Y, LEGS_Y))
+    a = _sample(comfy, loaded, source, patched, seed=5)["samples"]
+    b = _sample(comfy, loaded, source, patched, seed=5)["samples"]
+    c = _sample(comfy, loaded, source, patched, seed=6)["samples"]
+    assert a.shape == (2, 4, H // 8, W // 8)  # one image per target pose
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_noise_mask_keeps_the_reference_outside(comfy, loaded, source):
+    patched = _patched(comfy, loaded, source, _poses(comfy, STANDING_Y))
+    reference = torch.randn(1, 4, H // 8, W // 8, generator=torch.Generator().manual_seed(9))
+    mask = torch.zeros(1, 1, H // 8, W // 8)
+    mask[..., : H // 16, :] = 1.0  # generate the top half only
+    out = _sample(
+        comfy, loaded, source, patched, latent={"samples": reference, "noise_mask": mask}
+    )["samples"]
+    torch.testing.assert_close(out[..., H // 16 :, :], reference[..., H // 16 :, :])
+    assert not torch.allclose(out[..., : H // 16, :], reference[..., : H // 16, :])
+
+
+def test_cancelled_run_leaves_no_state(comfy, loaded, source):
+    import comfy.model_management as mm
+
+    patched = _patched(comfy, loaded, source, _poses(comfy, STANDING_Y))
+    fresh = _sample(comfy, loaded, source, patched, seed=1, steps=3)["samples"]
+    calls = []
+
+    def cancel_midway(n, context_attn1, value_attn1, extra_options):
+        calls.append(1)
+        if len(calls) == 5:  # a few layers into the second step
+            mm.interrupt_current_processing(True)
+        return n, context_attn1, value_attn1
+
+    cancelling = patched.clone()
+    cancelling.set_model_attn1_patch(cancel_midway)
+    with pytest.raises(mm.InterruptProcessingException):
+        _sample(comfy, loaded, source, cancelling, seed=1, steps=3)
+    assert not mm.processing_interrupted()
+    again = _sample(comfy, loaded, source, patched, seed=1, steps=3)["samples"]
+    assert torch.equal(again, fresh)
+    # A patch built after the cancel also matches.
+    rebuilt = _patched(comfy, loaded, source, _poses(comfy, STANDING_Y))
+    assert torch.equal(_sample(comfy, loaded, source, rebuilt, seed=1, steps=3)["samples"], fresh)
+
+
+# ---------------------------------------------------------------------------------------------
+# Inspection and demo nodes
+
+
+def test_attention_map_and_metrics(comfy, loaded, source):
+    _model, truepose, _vae = loaded
+    overlay, heat = (
+        comfy.node_class("TruePose_AttentionMap")
+        .execute(truepose, source, _poses(comfy, STANDING_Y, LEGS_Y), _image(), 0.3, 0.6, 0.6)
+        .result
+    )
+    assert overlay.shape == (2, H, W, 3) and heat.shape == (2, H, W)
+    assert float(heat.min()) == 0.0 and float(heat.max()) == 1.0
+    report, ssim, psnr = comfy.node_class("TruePose_Metrics").execute(_image(1), _image(1)).result
+    assert ssim == pytest.approx(1.0) and "SSIM 1.0000" in report
+
+
+def test_synthfashion_sample_node(comfy):
+    source, parsing, poses, target, preview = (
+        comfy.node_class("TruePose_SynthFashionSample").execute(3, 0, 128, 88).result
+    )
+    assert source.shape == target.shape == (1, 128, 88, 3)
+    assert parsing.labels.shape == (1, 128, 88) and parsing.label_set == "lip"
+    assert len(poses) == 1 and (poses[0].width, poses[0].height) == (88, 128)
+    assert preview.shape == (1, 128, 88, 3)
+    again = comfy.node_class("TruePose_SynthFashionSample").execute(3, 0, 128, 88).result
+    assert torch.equal(again[0], source)
