@@ -8,6 +8,7 @@ from comfy_api.latest import io
 from torch.nn import functional as F
 
 from ..truepose_core.errors import BatchError
+from ..truepose_core.images import to_rgb_float
 from ..truepose_core.metrics import image_metrics
 from ..truepose_core.model import default_source_rows
 from ..truepose_core.parsing import get_label_set, selection_mask, token_mask
@@ -138,8 +139,9 @@ class AttentionMap(io.ComfyNode):
         cls, truepose, source, target_pose, source_image, sigma, delta, opacity
     ) -> io.NodeOutput:
         with node_errors():
-            heat = attention_map(truepose, source, target_pose, sigma, delta)
-            image = source_image[..., :3].float().cpu()
+            poses = runtime.check_target_poses(target_pose)
+            image = to_rgb_float(source_image, "source_image").cpu()
+            heat = attention_map(truepose, source, poses, sigma, delta)
             if image.shape[1:3] != heat.shape[1:3]:
                 raise BatchError(
                     f"source_image {image.shape[2]}x{image.shape[1]} differs from the encoded "
@@ -181,7 +183,9 @@ class Metrics(io.ComfyNode):
     @classmethod
     def execute(cls, pred, ground_truth) -> io.NodeOutput:
         with node_errors():
-            result = image_metrics(pred[..., :3].float(), ground_truth[..., :3].float())
+            result = image_metrics(
+                to_rgb_float(pred, "pred"), to_rgb_float(ground_truth, "ground_truth")
+            )
             lines = [f"SSIM {result['ssim']:.4f}  PSNR {result['psnr']:.3f} dB"]
             for i, row in enumerate(result["per_image"]):
                 lines.append(f"  image {i}: SSIM {row['ssim']:.4f}  PSNR {row['psnr']:.3f} dB")

@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from ..truepose_core.errors import CheckpointError
 from . import runtime
 from .errors import node_errors
-from .model_folders import TRUEPOSE_FOLDER
+from .model_folders import TRUEPOSE_FOLDER, check_model_name
 from .types import TruePoseSocket
 
 CATEGORY = "TruePose/loaders"
@@ -23,6 +23,8 @@ def resolve_truepose_path(name: str) -> str:
     """Full path of ``name`` in the truepose folders; V3 combos are not checked by the server."""
     import folder_paths
 
+    if name:
+        check_model_name(name, TRUEPOSE_FOLDER, "TruePose checkpoint")
     path = folder_paths.get_full_path(TRUEPOSE_FOLDER, name) if name else None
     if path is None:
         folders = ", ".join(folder_paths.get_folder_paths(TRUEPOSE_FOLDER))

@@ -10,7 +10,11 @@ default folder and the extensions are added to that entry instead of replacing i
 
 from __future__ import annotations
 
+import ntpath
 import os
+import posixpath
+
+from ..truepose_core.errors import CheckpointError
 
 TRUEPOSE_FOLDER = "truepose"
 SCHP_FOLDER = "schp"
@@ -43,3 +47,24 @@ def register_model_folders() -> None:
         paths.append(PACK_ASSETS_DIR)
     for name in MODEL_FOLDERS:
         folder_paths.filename_list_cache.pop(name, None)
+
+
+def check_model_name(name: str, folder: str, what: str) -> None:
+    """Refuse a model name that is not a plain path inside the ``folder`` model folders.
+
+    Names come from the node's list (relative to a model folder) but a prompt sent over HTTP
+    can carry any string. ComfyUI's ``get_full_path`` already strips ``..`` and leading
+    slashes; refusing such names outright says so instead of looking up a different file.
+    """
+    parts = name.replace("\\", "/").split("/")
+    if (
+        posixpath.isabs(name)
+        or ntpath.isabs(name)
+        or ntpath.splitdrive(name)[0]
+        or ".." in parts
+        or "\0" in name
+    ):
+        raise CheckpointError(
+            f"{what} {name!r}: not a file name inside the {folder} model folders; expected a "
+            f"name from the node's list (relative to models/{folder}, no absolute path or '..')"
+        )

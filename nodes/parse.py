@@ -13,8 +13,9 @@ from comfy_api.latest import io
 
 from ..truepose_core import parsing, schp
 from ..truepose_core.errors import CheckpointError, ParsingError
+from ..truepose_core.images import check_size, to_rgb_float
 from .errors import node_errors
-from .model_folders import SCHP_FOLDER
+from .model_folders import SCHP_FOLDER, check_model_name
 from .types import ParsingBatch, ParsingSocket
 
 CATEGORY = "TruePose/parsing"
@@ -35,6 +36,8 @@ def resolve_schp_path(name: str) -> str:
     """Full path of ``name`` in ``models/schp``; V3 combos are not checked by the server."""
     import folder_paths
 
+    if name:
+        check_model_name(name, SCHP_FOLDER, "SCHP model")
     path = folder_paths.get_full_path(SCHP_FOLDER, name) if name else None
     if path is None:
         folders = ", ".join(folder_paths.get_folder_paths(SCHP_FOLDER))
@@ -109,7 +112,10 @@ class HumanParse(io.ComfyNode):
             inputs=[
                 io.Image.Input(
                     "image",
-                    tooltip="Person images, RGB 0..1, any size of at least 16 pixels a side.",
+                    tooltip=(
+                        "Person images, RGB 0..1 (RGBA is composited on white, grayscale "
+                        "repeated), 64..2048 pixels a side."
+                    ),
                 ),
                 io.Combo.Input(
                     "schp_model",
@@ -128,6 +134,8 @@ class HumanParse(io.ComfyNode):
         with node_errors():
             import comfy.model_management as mm
 
+            image = to_rgb_float(image, "HumanParse image")
+            check_size(image.shape[1], image.shape[2], "HumanParse image", multiple=1)
             path = resolve_schp_path(schp_model)
             parser = schp.load_schp(path, device=mm.unet_offload_device())
             labels = parse_images(parser, image)
@@ -137,6 +145,19 @@ class HumanParse(io.ComfyNode):
 
 def _to_uint8(image: torch.Tensor) -> np.ndarray:
     return (image.clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+
+
+def parsing_rgb(image: torch.Tensor) -> torch.Tensor:
+    """A parsing IMAGE as (b, h, w, 3): alpha is dropped (compositing would change the
+    palette colours) and one channel (class indices as gray) is repeated."""
+    if image.dim() != 4 or image.shape[-1] not in (1, 2, 3, 4):
+        raise ParsingError(
+            f"parsing image: expected an IMAGE (batch, height, width, channels), got "
+            f"{tuple(image.shape)}"
+        )
+    if image.shape[-1] <= 2:
+        return image[..., :1].expand(*image.shape[:-1], 3)
+    return image[..., :3]
 
 
 def decode_parsing_image(image: np.ndarray, label_set: str, encoding: str) -> np.ndarray:
@@ -208,7 +229,7 @@ class ParsingFromImage(io.ComfyNode):
             if encoding not in ENCODINGS:
                 raise ParsingError(f"encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")
             maps = []
-            for frame in _to_uint8(parsing_image[..., :3]):
+            for frame in _to_uint8(parsing_rgb(parsing_image)):
                 labels = decode_parsing_image(frame, label_set, encoding)
                 parsing.validate_parsing(labels, parsing.get_label_set(label_set))
                 maps.append(torch.from_numpy(labels))

@@ -79,11 +79,12 @@ class HPFAPatchModel(io.ComfyNode):
     @classmethod
     def execute(cls, model, truepose, source, target_pose, sigma, delta, strength):
         with node_errors():
+            poses = runtime.check_target_poses(target_pose)
             caa = runtime.find_caa_settings(model)
             state = runtime.prepare_state(
                 truepose,
                 source,
-                target_pose,
+                poses,
                 sigma=sigma,
                 delta=delta,
                 caa=caa["enabled"],

@@ -30,9 +30,9 @@ from torch import nn
 from ..truepose_core.checkpoint import LoadedTruePose, load_truepose
 from ..truepose_core.clip_regions import CLIP_MEAN, CLIP_STD, ClipRegionEncoder
 from ..truepose_core.config import TruePoseConfig
-from ..truepose_core.errors import BatchError, CheckpointError, DependencyError
+from ..truepose_core.errors import BatchError, CheckpointError, DependencyError, PoseError
 from ..truepose_core.fusion import FusionState, LayerSource, SourceEncoding, apply_to_rows
-from ..truepose_core.keypoints import Pose
+from ..truepose_core.keypoints import Pose, require_visible
 from ..truepose_core.model import TruePoseModel, default_source_rows
 from ..truepose_core.pipeline import TruePosePipeline
 from ..truepose_core.unet_layers import AttentionLayer
@@ -251,19 +251,18 @@ def load_handle(path: str, name: str) -> tuple[Any, TruePoseHandle, Any]:
     """(TargetNet MODEL, TRUEPOSE, VAE) of a TruePose checkpoint file."""
     import comfy.model_management as mm
 
-    loaded: LoadedTruePose = load_truepose(path)
+    # The diffusers UNets are never built: their weights go straight into ComfyUI's UNets.
+    loaded: LoadedTruePose = load_truepose(path, build_unets=False)
     model: TruePoseModel = loaded.model
-    unet_config = dict(model.target_unet.config)
+    states = loaded.unet_states
     scale = loaded.config.latent_scale
     target = build_comfy_unet(
-        unet_config, model.target_unet.state_dict(), scale, f"{name} (TargetNet)"
+        loaded.unet_config, states.pop("target_unet"), scale, f"{name} (TargetNet)"
     )
     source = build_comfy_unet(
-        unet_config, model.source_unet.state_dict(), scale, f"{name} (SourceNet)"
+        loaded.unet_config, states.pop("source_unet"), scale, f"{name} (SourceNet)"
     )
-    # The UNets now live in ComfyUI's models; what remains is fusion, PoseEncoder, context.
-    model.target_unet = None
-    model.source_unet = None
+    # What remains of the TruePose model is fusion, PoseEncoder and context projection.
     load_device, offload = mm.get_torch_device(), mm.unet_offload_device()
     modules = _patcher(model.eval().requires_grad_(False), load_device, offload)
     clip = clip_patcher = None
@@ -458,6 +457,25 @@ def encoding_to(encoding: SourceEncoding, device: torch.device) -> SourceEncodin
 
 # ---------------------------------------------------------------------------------------------
 # The patch
+
+
+def check_target_poses(poses: Sequence[Pose], what: str = "target pose") -> list[Pose]:
+    """A non-empty list of poses, each with at least one visible joint, or a PoseError."""
+    if isinstance(poses, Pose):
+        poses = [poses]
+    if not isinstance(poses, (list, tuple)) or not poses:
+        raise PoseError(
+            f"{what}: no pose arrived; connect a TruePose pose node (e.g. Pose from "
+            "POSE_KEYPOINT) that outputs at least one pose"
+        )
+    for i, pose in enumerate(poses):
+        if not isinstance(pose, Pose):
+            raise PoseError(
+                f"{what} {i}: got {type(pose).__name__}, expected a TruePose pose; connect a "
+                "TruePose pose node"
+            )
+    require_visible(poses, what)
+    return list(poses)
 
 
 @contextlib.contextmanager

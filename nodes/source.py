@@ -7,7 +7,8 @@ from comfy_api.latest import io
 
 from ..truepose_core.errors import BatchError, CheckpointError, ImageError, ParsingError
 from ..truepose_core.fusion import SourceEncoding
-from ..truepose_core.parsing import get_label_set
+from ..truepose_core.images import check_size, to_rgb_float
+from ..truepose_core.parsing import get_label_set, validate_parsing
 from . import runtime
 from .errors import node_errors
 from .types import ParsingBatch, ParsingSocket, SourceSocket, TruePoseSocket
@@ -15,12 +16,17 @@ from .types import ParsingBatch, ParsingSocket, SourceSocket, TruePoseSocket
 CATEGORY = "TruePose/sampling"
 
 
-def check_source_image(image: torch.Tensor, parsing: ParsingBatch, label_set: str) -> None:
-    """Image policy: sizes must be multiples of 8 (no silent crop or resize), parsing must fit.
+def check_source_image(image: torch.Tensor, parsing: ParsingBatch, label_set: str) -> torch.Tensor:
+    """The source image as RGB float in 0..1, once it and its parsing pass the input policy.
 
-    ComfyUI's VAE would centre-crop to multiples of 8, which would shift the image against
-    its parsing map; TruePose refuses instead and names the nodes that fix it.
+    Channels follow :func:`truepose_core.images.to_rgb_float`: RGBA is composited on white,
+    one channel is repeated to RGB. Sizes must be multiples of 8 and 64..2048 pixels a side
+    (no silent crop or resize): ComfyUI's VAE would centre-crop to multiples of 8, which
+    would shift the image against its parsing map; TruePose refuses instead and names the
+    nodes that fix it. The parsing map must have one map per image, the image's size, labels
+    of the checkpoint's label set and at least one person pixel.
     """
+    image = to_rgb_float(image, "source image")
     b, h, w = image.shape[0], image.shape[1], image.shape[2]
     if h % 8 or w % 8:
         raise ImageError(
@@ -28,16 +34,25 @@ def check_source_image(image: torch.Tensor, parsing: ParsingBatch, label_set: st
             f"first (e.g. Upscale Image to {w // 8 * 8}x{h // 8 * 8} for both the image and "
             "the parsing input, or ImageCrop) so that the parsing map still lines up"
         )
-    if tuple(parsing.labels.shape) != (b, h, w):
-        raise BatchError(
-            f"source parsing: shape {tuple(parsing.labels.shape)} (batch, height, width) does "
-            f"not match the source image ({b}, {h}, {w}); parse the same image batch"
-        )
+    check_size(h, w, "source image")
     if parsing.label_set != label_set:
         raise ParsingError(
             f"source parsing: label set {parsing.label_set!r}, but the checkpoint was trained "
             f"with {label_set!r}; use an SCHP model of the {label_set.upper()} label set"
         )
+    labels = parsing.labels
+    if labels.dim() != 3:
+        raise ParsingError(
+            f"source parsing: expected class indices of shape (batch, height, width), got "
+            f"{tuple(labels.shape)}"
+        )
+    if labels.shape[0] != b:
+        raise BatchError(
+            f"source parsing: {labels.shape[0]} parsing maps for {b} source images; expected "
+            "one parsing map per source image (parse the same image batch)"
+        )
+    validate_parsing(labels, get_label_set(label_set), (h, w))
+    return image
 
 
 @torch.no_grad()
@@ -46,9 +61,8 @@ def encode_source(handle, vae, image: torch.Tensor, parsing: ParsingBatch, clip_
     import comfy.model_management as mm
     import comfy.utils
 
-    check_source_image(image, parsing, handle.config.label_set)
+    image = check_source_image(image, parsing, handle.config.label_set)
     progress = comfy.utils.ProgressBar(3)
-    image = image[..., :3]
     latents = vae.encode(image)
     latents = handle.source.get_model_object("process_latent_in")(latents)
     progress.update(1)
@@ -111,8 +125,9 @@ class SourceNetEncode(io.ComfyNode):
                 io.Image.Input(
                     "source_image",
                     tooltip=(
-                        "Source person, RGB 0..1; width and height in pixels must be multiples "
-                        "of 8 (the trained size, e.g. 352x512 or 88x128, works best)."
+                        "Source person, RGB 0..1 (RGBA is composited on white, grayscale "
+                        "repeated); width and height in pixels must be multiples of 8 and "
+                        "64..2048 (the trained size, e.g. 352x512 or 88x128, works best)."
                     ),
                 ),
                 ParsingSocket.Input(

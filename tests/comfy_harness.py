@@ -222,13 +222,27 @@ class ComfyLibrary:
             raise PromptValidationError(error, node_errors)
         return list(outputs)
 
-    def run_prompt(self, prompt: dict) -> PromptRun:
-        """Validate and execute an API-format prompt in this process (a fresh cache each run)."""
+    def executor(self) -> Any:
+        """A ``PromptExecutor`` whose caches outlive one prompt, as the server's does.
+
+        Pass it to :meth:`run_prompt` for prompts queued one after the other: nodes whose
+        inputs did not change are taken from the cache (the loader's MODEL, for one).
+        """
+        import execution
+
+        return execution.PromptExecutor(StubServer(), cache_type=False)
+
+    def run_prompt(self, prompt: dict, executor: Any = None) -> PromptRun:
+        """Validate and execute an API-format prompt in this process.
+
+        Without ``executor`` every run starts with empty caches; with one from
+        :meth:`executor`, runs share its caches like consecutive prompts on a server.
+        """
         import execution
 
         outputs = self.validate(prompt)
-        server = StubServer()
-        executor = execution.PromptExecutor(server, cache_type=False)
+        if executor is None:
+            executor = execution.PromptExecutor(StubServer(), cache_type=False)
         prompt_id = str(uuid.uuid4())
         executor.execute(prompt, prompt_id, {}, outputs)
         node_outputs = {}

@@ -10,6 +10,7 @@ Pickles are never executed: ``.safetensors`` or ``torch.load(weights_only=True)`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 from collections.abc import Mapping
@@ -158,7 +159,12 @@ def save_truepose(
 
 @dataclass
 class LoadedTruePose:
-    """A loaded checkpoint: the model and whatever else the file embeds."""
+    """A loaded checkpoint: the model and whatever else the file embeds.
+
+    Loaded with ``build_unets=False``, ``model.target_unet`` and ``model.source_unet`` are
+    None and ``unet_states`` holds their checked diffusers state dicts under
+    ``"target_unet"`` and ``"source_unet"``, for a host that builds its own UNets.
+    """
 
     model: nn.Module
     config: TruePoseConfig
@@ -166,10 +172,15 @@ class LoadedTruePose:
     vae: nn.Module | None = None
     clip: nn.Module | None = None
     metadata: dict[str, str] = field(default_factory=dict)
+    #: The UNets' diffusers config, defaults filled in.
+    unet_config: dict[str, Any] = field(default_factory=dict)
+    unet_states: dict[str, dict[str, torch.Tensor]] | None = None
 
 
-def _load_into(path: Path, what: str, module: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    expected = module.state_dict()
+def _check_state(
+    path: Path, what: str, expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]
+) -> None:
+    """Raise a CheckpointError listing missing, unexpected and mis-shaped keys of ``state``."""
     missing = set(expected) - set(state)
     unexpected = set(state) - set(expected)
     bad_shapes = [
@@ -186,13 +197,27 @@ def _load_into(path: Path, what: str, module: nn.Module, state: Mapping[str, tor
         problems.append(f"shape mismatches {bad_shapes[:_LIST_LIMIT]}")
     if problems:
         raise CheckpointError(f"{path}: {'; '.join(problems)}")
+
+
+def _load_into(path: Path, what: str, module: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    _check_state(path, what, module.state_dict(), state)
     module.load_state_dict(state, strict=True)
 
 
 def load_truepose(
-    path: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+    path: str | Path,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype | None = None,
+    build_unets: bool = True,
 ) -> LoadedTruePose:
-    """Build the model from the file's own configs and load every tensor strictly."""
+    """Build the model from the file's own configs and load every tensor strictly.
+
+    ``build_unets=False`` skips building the two diffusers UNets (a host with its own UNet
+    class, like ComfyUI, would throw them away): their keys and shapes are still checked
+    strictly against the config, and their tensors come back as
+    :attr:`LoadedTruePose.unet_states`, on the CPU as stored.
+    """
     from diffusers import AutoencoderKL, UNet2DConditionModel
 
     from .clip_regions import build_clip_vision
@@ -213,11 +238,14 @@ def load_truepose(
     check_sd15_family(path, unet_cfg)
     state = read_state_dict(path)
     try:
-        target = UNet2DConditionModel.from_config(unet_cfg)
-        source = UNet2DConditionModel.from_config(unet_cfg)
+        # Without real UNets, shape-only ("meta") ones give the layer layout and key shapes.
+        with contextlib.nullcontext() if build_unets else torch.device("meta"):
+            target = UNet2DConditionModel.from_config(unet_cfg)
+            source = UNet2DConditionModel.from_config(unet_cfg)
     except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: unet_config cannot build a UNet ({exc})") from exc
     model = TruePoseModel(config, target, source)
+    full_unet_config = _unet_config(target)  # with diffusers' defaults filled in
     parts: dict[str, dict[str, torch.Tensor]] = {p: {} for p in PREFIXES + EMBEDDED_PREFIXES}
     stray = []
     for key, value in state.items():
@@ -228,6 +256,15 @@ def load_truepose(
             parts[prefix][key[len(prefix) :]] = value
     if stray:
         raise CheckpointError(f"{path}: unexpected keys {_short(stray)}")
+    unet_states = None
+    if not build_unets:
+        unet_states = {}
+        for prefix in ("target_unet.", "source_unet."):
+            module = getattr(model, prefix[:-1])
+            _check_state(path, prefix, module.state_dict(), parts[prefix])
+            unet_states[prefix[:-1]] = parts[prefix]
+        model.target_unet = None
+        model.source_unet = None
     for prefix, module in (
         ("target_unet.", model.target_unet),
         ("source_unet.", model.source_unet),
@@ -235,7 +272,8 @@ def load_truepose(
         ("pose_encoder.", model.pose_encoder),
         ("context_proj.", model.context_proj),
     ):
-        _load_into(path, prefix, module, parts[prefix])
+        if module is not None:
+            _load_into(path, prefix, module, parts[prefix])
     vae = clip = None
     if parts["vae."]:
         vae = AutoencoderKL.from_config(_json_field(path, metadata, "vae_config"))
@@ -248,7 +286,9 @@ def load_truepose(
     for module in (model, vae, clip):
         if module is not None:
             module.to(device=device, dtype=dtype)
-    return LoadedTruePose(model.eval(), config, path, vae, clip, metadata)
+    return LoadedTruePose(
+        model.eval(), config, path, vae, clip, metadata, full_unet_config, unet_states
+    )
 
 
 def check_sd15_family(path: Path | str, unet_config: Mapping[str, Any]) -> None:

@@ -51,8 +51,12 @@ def to_rgb_float(image: np.ndarray | torch.Tensor, name: str = "image") -> torch
     return t.contiguous()
 
 
-def check_size(height: int, width: int, name: str = "image") -> None:
-    """Raise an ImageError naming the size when it breaks the size policy."""
+def check_size(height: int, width: int, name: str = "image", multiple: int = MULTIPLE) -> None:
+    """Raise an ImageError naming the size when it breaks the size policy.
+
+    ``multiple=1`` checks only the bounds (for inputs that are resized anyway, like the
+    human parser's).
+    """
     if min(height, width) < MIN_SIDE:
         raise ImageError(
             f"{name}: {width}x{height} (width x height) is too small; "
@@ -63,8 +67,8 @@ def check_size(height: int, width: int, name: str = "image") -> None:
             f"{name}: {width}x{height} (width x height) is too large; "
             f"each side must be at most {MAX_SIDE} px"
         )
-    if height % MULTIPLE or width % MULTIPLE:
+    if height % multiple or width % multiple:
         raise ImageError(
-            f"{name}: {width}x{height} (width x height) is not a multiple of {MULTIPLE}; scale or "
-            f"crop it first (e.g. to {width - width % MULTIPLE}x{height - height % MULTIPLE})"
+            f"{name}: {width}x{height} (width x height) is not a multiple of {multiple}; scale or "
+            f"crop it first (e.g. to {width - width % multiple}x{height - height % multiple})"
         )

@@ -57,6 +57,14 @@ def tiny_vae_config(channels: tuple[int, ...] = (16, 32, 64, 64)) -> dict[str, A
     }
 
 
+def synthfashion_vae_config() -> dict[str, Any]:
+    """The shipped model's VAE: wider first level and no mid-block attention, which train
+    several times faster on CPU than :func:`tiny_vae_config` for the same wall time."""
+    config = tiny_vae_config((32, 64, 64, 64))
+    config["mid_block_add_attention"] = False
+    return config
+
+
 def tiny_truepose_config(**changes: Any) -> TruePoseConfig:
     """A TruePoseConfig matching :func:`tiny_unet_config` and :data:`TINY_CLIP_VISION`."""
     base = TruePoseConfig(

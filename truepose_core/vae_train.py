@@ -38,10 +38,10 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True) -> Path:
     from tqdm.auto import tqdm
 
     from .data.synthfashion import SynthFashion
-    from .presets import tiny_vae_config
+    from .presets import synthfashion_vae_config
 
     torch.manual_seed(cfg.seed)
-    vae_config = tiny_vae_config()
+    vae_config = synthfashion_vae_config()
     if cfg.init:
         from .train import load_vae
 
