@@ -249,10 +249,24 @@ def _patcher(module: nn.Module, load_device, offload_device):
 
 def load_handle(path: str, name: str) -> tuple[Any, TruePoseHandle, Any]:
     """(TargetNet MODEL, TRUEPOSE, VAE) of a TruePose checkpoint file."""
+    # The diffusers UNets are never built: their weights go straight into ComfyUI's UNets.
+    return handle_from_loaded(load_truepose(path, build_unets=False), name)
+
+
+def handle_from_loaded(loaded: LoadedTruePose, name: str) -> tuple[Any, TruePoseHandle, Any]:
+    """(TargetNet MODEL, TRUEPOSE, VAE) of a checkpoint loaded with ``build_unets=False``.
+
+    ``loaded.unet_states`` holds the two UNets' diffusers state dicts; they are consumed
+    (popped) as ComfyUI's UNets take them over. A :class:`LoadedTruePose` built in memory
+    with the same fields (e.g. random weights for a benchmark) works as well as one read
+    from a file.
+    """
     import comfy.model_management as mm
 
-    # The diffusers UNets are never built: their weights go straight into ComfyUI's UNets.
-    loaded: LoadedTruePose = load_truepose(path, build_unets=False)
+    if loaded.unet_states is None:
+        raise CheckpointError(
+            f"{name}: no UNet state dicts to hand to ComfyUI (load with build_unets=False)"
+        )
     model: TruePoseModel = loaded.model
     states = loaded.unet_states
     scale = loaded.config.latent_scale
