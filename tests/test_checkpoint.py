@@ -186,3 +186,15 @@ def test_config_rejects_unknown_keys_and_bad_values():
         TruePoseConfig(fusion_mode="magic")
     cfg = TruePoseConfig(layers=["input_1_0"], resolution=[256, 176])
     assert TruePoseConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_half_precision_file_loads_into_float32(saved, tmp_path):
+    _, model, vae, clip = saved
+    path = save_truepose(
+        tmp_path / "half.safetensors", model, vae=vae, clip=clip, dtype=torch.float16
+    )
+    assert load_file(str(path))["pose_encoder.layers.0.weight"].dtype == torch.float16
+    loaded = load_truepose(path)
+    w = loaded.model.pose_encoder.layers[0].weight
+    assert w.dtype == torch.float32
+    torch.testing.assert_close(w, model.pose_encoder.layers[0].weight, atol=1e-3, rtol=1e-3)

@@ -125,8 +125,13 @@ def save_truepose(
     vae: nn.Module | None = None,
     clip: nn.Module | None = None,
     metadata: Mapping[str, str] | None = None,
+    dtype: torch.dtype | None = None,
 ) -> Path:
-    """Write ``model`` (a TruePoseModel) and optional embedded VAE/CLIP to one file."""
+    """Write ``model`` (a TruePoseModel) and optional embedded VAE/CLIP to one file.
+
+    ``dtype`` (e.g. ``torch.float16``) stores floating-point tensors in that precision to
+    halve the file; loading casts them back to the model's own dtype.
+    """
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
     for prefix, module in (
@@ -141,7 +146,10 @@ def save_truepose(
         if module is None:
             continue
         for name, value in module.state_dict().items():
-            tensors[prefix + name] = value.detach().contiguous().cpu()
+            value = value.detach().cpu()
+            if dtype is not None and value.is_floating_point():
+                value = value.to(dtype)
+            tensors[prefix + name] = value.contiguous()
     meta = {
         "format": FORMAT,
         "truepose_config": model.config.to_json(),

@@ -59,6 +59,9 @@ def _cmd_train_vae(args: argparse.Namespace) -> int:
         max_minutes=args.max_minutes,
         seed=args.seed,
         batch_size=args.batch_size,
+        lr=args.lr,
+        chroma_weight=args.chroma_weight,
+        init=args.init,
     )
     print(f"vae: {train_vae(cfg)}")
     return 0
@@ -138,6 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     vae.add_argument("--batch-size", type=int, default=8)
     vae.add_argument("--max-minutes", type=float, default=0.0)
     vae.add_argument("--seed", type=int, default=0)
+    vae.add_argument("--lr", type=float, default=1e-3)
+    vae.add_argument("--chroma-weight", type=float, default=2.0)
+    vae.add_argument("--init", default="", help="continue from a VAE file written by train-vae")
     vae.set_defaults(func=_cmd_train_vae)
 
     gen = sub.add_parser("generate", help="generate images for a pair list (resumable, sharded)")

@@ -62,6 +62,8 @@ class TrainConfig:
     log_every: int = 10
     save_every: int = 500
     embed_vae_and_clip: bool = True
+    #: Precision of the saved checkpoints' tensors ("" keeps float32; "float16" halves them).
+    checkpoint_dtype: str = ""
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
@@ -375,6 +377,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
             vae=vae if embed else None,
             clip=clip_visual if embed else None,
             metadata=meta,
+            dtype=getattr(torch, cfg.checkpoint_dtype) if cfg.checkpoint_dtype else None,
         )
         if ema is not None:
             ema.restore(unwrapped.parameters())

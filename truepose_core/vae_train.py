@@ -27,6 +27,7 @@ class VAETrainConfig:
     steps: int = 1500
     max_minutes: float = 0.0
     kl_weight: float = 1e-6
+    chroma_weight: float = 2.0
     seed: int = 0
     #: A VAE file written by this command to continue from (empty: random initialisation).
     init: str = ""
@@ -65,7 +66,15 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True) -> Path:
         # Decode the mean: sampling from a posterior whose variance starts at 1 hides the
         # image from the decoder for thousands of steps; the KL term keeps latents bounded.
         recon = vae.decode(posterior.mean).sample
-        loss = F.l1_loss(recon, x) + F.mse_loss(recon, x) + cfg.kl_weight * posterior.kl().mean()
+        # Colour differences are small next to luminance edges, so a tiny VAE learns them
+        # last; an extra L1 on the chroma (each channel minus the pixel's mean) brings them in.
+        chroma = F.l1_loss(recon - recon.mean(1, keepdim=True), x - x.mean(1, keepdim=True))
+        loss = (
+            F.l1_loss(recon, x)
+            + F.mse_loss(recon, x)
+            + cfg.chroma_weight * chroma
+            + cfg.kl_weight * posterior.kl().mean()
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
