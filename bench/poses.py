@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-
 from bench.common import machine, table
 
 
@@ -23,7 +21,6 @@ def main(steps: int = 10, counts=(1, 4, 16)) -> str:
     from truepose_core.pipeline import TruePosePipeline
     from truepose_core.sampling import sample
 
-    torch.set_grad_enabled(False)
     pipe = TruePosePipeline.from_checkpoint(SHIPPED_MODEL)
     h, w = pipe.config.resolution
     data = SynthFashion(size=(h, w), length=max(counts), seed=7, split="test")

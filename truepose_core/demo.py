@@ -42,7 +42,6 @@ def run_demo(
     if not checkpoint.is_file():
         raise CheckpointError(f"{checkpoint}: demo checkpoint not found")
     started = time.monotonic()
-    torch.set_grad_enabled(False)
     pipe = TruePosePipeline.from_checkpoint(checkpoint)
     h, w = pipe.config.resolution
     data = SynthFashion(size=(h, w), length=pairs, seed=DEMO_SEED, split="test")
