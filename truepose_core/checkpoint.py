@@ -293,7 +293,7 @@ def load_truepose(
         clip = clip.eval().requires_grad_(False)
     for module in (model, vae, clip):
         if module is not None:
-            module.to(device=device, dtype=dtype)
+            module.to(device) if dtype is None else module.to(device=device, dtype=dtype)
     return LoadedTruePose(
         model.eval(), config, path, vae, clip, metadata, full_unet_config, unet_states
     )
