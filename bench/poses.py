@@ -16,21 +16,16 @@ from bench.common import machine, table
 def main(steps: int = 10, counts=(1, 4, 16)) -> str:
     from truepose_core.cli import SHIPPED_MODEL
     from truepose_core.config import SamplingConfig
+    from truepose_core.data.batch import pair_batch
     from truepose_core.data.synthfashion import SynthFashion
-    from truepose_core.keypoints import Pose
     from truepose_core.pipeline import TruePosePipeline
     from truepose_core.sampling import sample
 
     pipe = TruePosePipeline.from_checkpoint(SHIPPED_MODEL)
     h, w = pipe.config.resolution
     data = SynthFashion(size=(h, w), length=max(counts), seed=7, split="test")
-    items = [data[i] for i in range(max(counts))]
-    source = (items[0]["source_image"][None] + 1) / 2
-    parsing = items[0]["source_parsing"][None]
-    poses = [
-        Pose(it["target_keypoints"][:, :2].numpy(), it["target_keypoints"][:, 2].numpy(), w, h)
-        for it in items
-    ]
+    batch = pair_batch([data[i] for i in range(max(counts))])
+    source, parsing, poses = batch["sources"][:1], batch["parsing"][:1], batch["poses"]
     latent_hw = (h // 8, w // 8)
     settings = SamplingConfig(steps=steps)
 

@@ -33,9 +33,9 @@ PAPER = {  # Table 2, DeepFashion 512x352: LPIPS, SSIM, PSNR, FID
 
 def evaluate(checkpoint: Path, pairs: int, steps: int) -> dict:
     from truepose_core.config import SamplingConfig
+    from truepose_core.data.batch import pair_batch
     from truepose_core.data.synthfashion import SynthFashion
     from truepose_core.demo import DEMO_SEED
-    from truepose_core.keypoints import Pose
     from truepose_core.metrics import image_metrics
     from truepose_core.pipeline import TruePosePipeline
 
@@ -44,15 +44,10 @@ def evaluate(checkpoint: Path, pairs: int, steps: int) -> dict:
     data = SynthFashion(size=(h, w), length=pairs, seed=DEMO_SEED + 1, split="test")
     preds, truth = [], []
     for start in range(0, pairs, 8):
-        items = [data[i] for i in range(start, min(start + 8, pairs))]
-        sources = torch.stack([(it["source_image"] + 1) / 2 for it in items])
-        parsing = torch.stack([it["source_parsing"] for it in items])
-        poses = [
-            Pose(it["target_keypoints"][:, :2].numpy(), it["target_keypoints"][:, 2].numpy(), w, h)
-            for it in items
-        ]
-        preds.append(pipe(sources, parsing, poses, SamplingConfig(steps=steps, seed=start)))
-        truth.append(torch.stack([(it["target_image"] + 1) / 2 for it in items]))
+        batch = pair_batch([data[i] for i in range(start, min(start + 8, pairs))])
+        settings = SamplingConfig(steps=steps, seed=start)
+        preds.append(pipe(batch["sources"], batch["parsing"], batch["poses"], settings))
+        truth.append(batch["targets"])
     m = image_metrics(torch.cat(preds).permute(0, 2, 3, 1), torch.cat(truth).permute(0, 2, 3, 1))
     return {"ssim": m["ssim"], "ssim_256": m["ssim_256"], "psnr": m["psnr"]}
 

@@ -46,3 +46,17 @@ def test_bad_train_config_is_one_line(tmp_path, capsys):
     assert main(["train", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "unknown keys ['bogus']" in err and err.strip().count("\n") == 0
+
+
+@pytest.mark.skipif(not SHIPPED_MODEL.is_file(), reason="shipped SynthFashion model not built yet")
+def test_generate_writes_named_images_and_resumes(tmp_path):
+    args = ["generate", "--checkpoint", str(SHIPPED_MODEL), "--out", str(tmp_path)]
+    args += ["--limit", "3", "--batch-size", "2", "--steps", "2"]
+    assert main(args) == 0
+    names = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert names == [f"synthfashion-test-0-{i:07d}.png" for i in range(3)]
+    first = (tmp_path / names[0]).read_bytes()
+    (tmp_path / names[1]).unlink()
+    assert main(args) == 0  # resumes: only the missing image is made again
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == names
+    assert (tmp_path / names[0]).read_bytes() == first

@@ -114,6 +114,11 @@ def _json_field(path: Path, metadata: Mapping[str, str], name: str) -> dict[str,
     return value
 
 
+def _model_parts(model: nn.Module) -> list[tuple[str, nn.Module | None]]:
+    """(key prefix, module) of each trainable part, in the order of :data:`PREFIXES`."""
+    return [(prefix, getattr(model, prefix[:-1])) for prefix in PREFIXES]
+
+
 def _unet_config(unet: nn.Module) -> dict[str, Any]:
     return {k: v for k, v in dict(unet.config).items() if not k.startswith("_")}
 
@@ -134,15 +139,7 @@ def save_truepose(
     """
     path = Path(path)
     tensors: dict[str, torch.Tensor] = {}
-    for prefix, module in (
-        ("target_unet.", model.target_unet),
-        ("source_unet.", model.source_unet),
-        ("fusion.", model.fusion),
-        ("pose_encoder.", model.pose_encoder),
-        ("context_proj.", model.context_proj),
-        ("vae.", vae),
-        ("clip.", clip),
-    ):
+    for prefix, module in (*_model_parts(model), ("vae.", vae), ("clip.", clip)):
         if module is None:
             continue
         for name, value in module.state_dict().items():
@@ -273,13 +270,7 @@ def load_truepose(
             unet_states[prefix[:-1]] = parts[prefix]
         model.target_unet = None
         model.source_unet = None
-    for prefix, module in (
-        ("target_unet.", model.target_unet),
-        ("source_unet.", model.source_unet),
-        ("fusion.", model.fusion),
-        ("pose_encoder.", model.pose_encoder),
-        ("context_proj.", model.context_proj),
-    ):
+    for prefix, module in _model_parts(model):
         if module is not None:
             _load_into(path, prefix, module, parts[prefix])
     vae = clip = None

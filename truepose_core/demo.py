@@ -34,8 +34,8 @@ def run_demo(
     cfg_scale: float = 3.5,
     seed: int = 0,
 ) -> dict[str, Any]:
+    from .data.batch import pair_batch
     from .data.synthfashion import SynthFashion
-    from .keypoints import Pose
     from .metrics import image_metrics
     from .pipeline import TruePosePipeline
 
@@ -45,17 +45,10 @@ def run_demo(
     pipe = TruePosePipeline.from_checkpoint(checkpoint)
     h, w = pipe.config.resolution
     data = SynthFashion(size=(h, w), length=pairs, seed=DEMO_SEED, split="test")
-    items = [data[i] for i in range(pairs)]
-    sources = torch.stack([(it["source_image"] + 1) / 2 for it in items])
-    truth = torch.stack([(it["target_image"] + 1) / 2 for it in items])
-    parsing = torch.stack([it["source_parsing"] for it in items])
-    poses = [
-        Pose(it["target_keypoints"][:, :2].numpy(), it["target_keypoints"][:, 2].numpy(), w, h)
-        for it in items
-    ]
+    batch = pair_batch([data[i] for i in range(pairs)])
+    sources, truth, skeletons = batch["sources"], batch["targets"], batch["skeletons"]
     settings = SamplingConfig(steps=steps, cfg_scale=cfg_scale, seed=seed)
-    generated = pipe(sources, parsing, poses, settings)
-    skeletons = torch.stack([it["target_skeleton"] for it in items])
+    generated = pipe(sources, batch["parsing"], batch["poses"], settings)
 
     rows = [
         np.concatenate(cols, axis=1)
@@ -80,7 +73,7 @@ def run_demo(
     seconds = time.monotonic() - started
     report = {
         "checkpoint": str(checkpoint),
-        "pairs": [it["pair_id"] for it in items],
+        "pairs": batch["pair_ids"],
         "settings": {"steps": steps, "cfg_scale": cfg_scale, "seed": seed},
         "summary": summary,
         "per_image": metrics.get("per_image", []),

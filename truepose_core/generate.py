@@ -53,7 +53,7 @@ def generate_pairs(
     """Write ``<pair_id>.png`` for each pair of this process's shard; returns how many."""
     from accelerate import PartialState
 
-    from .keypoints import Pose
+    from .data.batch import pair_batch
     from .sampling import sample
     from .train import TrainConfig, build_dataset
 
@@ -74,16 +74,10 @@ def generate_pairs(
     f = config.latent_factor
     for start in range(0, len(todo), batch_size):
         idx = todo[start : start + batch_size]
-        items = [dataset[i] for i in idx]
-        sources = torch.stack([(it["source_image"] + 1) / 2 for it in items])
-        parsing = torch.stack([it["source_parsing"] for it in items])
-        poses = [
-            Pose(it["target_keypoints"][:, :2].numpy(), it["target_keypoints"][:, 2].numpy(), w, h)
-            for it in items
-        ]
+        batch = pair_batch([dataset[i] for i in idx])
         with torch.no_grad():
-            encoding = pipe.encode_source(sources, parsing)
-            fusion = pipe.prepare(encoding, poses, (h, w))
+            encoding = pipe.encode_source(batch["sources"], batch["parsing"])
+            fusion = pipe.prepare(encoding, batch["poses"], (h, w))
             latents = []
             for row, i in enumerate(idx):
                 settings = SamplingConfig(
@@ -93,7 +87,7 @@ def generate_pairs(
                 latents.append(sample(pipe.model, one, (h // f, w // f), settings))
             images = pipe.decode_latents(torch.cat(latents))
         arrays = (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
-        for it, array in zip(items, arrays, strict=True):
-            Image.fromarray(array).save(out_dir / f"{it['pair_id']}.png")
+        for pair_id, array in zip(batch["pair_ids"], arrays, strict=True):
+            Image.fromarray(array).save(out_dir / f"{pair_id}.png")
             written += 1
     return written

@@ -172,14 +172,13 @@ def build_dataset(train: TrainConfig, config: TruePoseConfig, split: str = "trai
 
 def selection_masks(parsing: torch.Tensor, keypoints: torch.Tensor, label_set) -> torch.Tensor:
     """M for each row: the source parsing under the target pose's visible parts."""
-    from .keypoints import Pose
+    from .data.batch import keypoints_to_pose
 
     h, w = parsing.shape[-2:]
     out = []
     parsing_np = parsing.cpu().numpy()
-    for i, kp in enumerate(keypoints.cpu().numpy()):
-        pose = Pose(kp[:, :2].astype(np.float32), kp[:, 2].astype(np.float32), w, h)
-        out.append(selection_mask(parsing_np[i], pose, label_set))
+    for i, kp in enumerate(keypoints):
+        out.append(selection_mask(parsing_np[i], keypoints_to_pose(kp, w, h), label_set))
     return torch.from_numpy(np.stack(out))
 
 
