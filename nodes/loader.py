@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..truepose_core.errors import CheckpointError
 from . import runtime
 from .errors import node_errors
-from .model_folders import TRUEPOSE_FOLDER, check_model_name
+from .model_folders import TRUEPOSE_FOLDER, resolve_model_path
 from .types import TruePoseSocket
 
 CATEGORY = "TruePose/loaders"
@@ -20,20 +19,10 @@ def truepose_files() -> list[str]:
 
 
 def resolve_truepose_path(name: str) -> str:
-    """Full path of ``name`` in the truepose folders; V3 combos are not checked by the server."""
-    import folder_paths
-
-    if name:
-        check_model_name(name, TRUEPOSE_FOLDER, "TruePose checkpoint")
-    path = folder_paths.get_full_path(TRUEPOSE_FOLDER, name) if name else None
-    if path is None:
-        folders = ", ".join(folder_paths.get_folder_paths(TRUEPOSE_FOLDER))
-        raise CheckpointError(
-            f"TruePose checkpoint {name!r}: not found in the truepose model folders ({folders}); "
-            "expected a TruePose .safetensors file there (press R to refresh the list after "
-            "adding it)"
-        )
-    return path
+    """Full path of ``name`` in the truepose folders."""
+    return resolve_model_path(
+        TRUEPOSE_FOLDER, name, "TruePose checkpoint", "a TruePose .safetensors file"
+    )
 
 
 class LoadTruePose(io.ComfyNode):

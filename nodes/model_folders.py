@@ -68,3 +68,23 @@ def check_model_name(name: str, folder: str, what: str) -> None:
             f"{what} {name!r}: not a file name inside the {folder} model folders; expected a "
             f"name from the node's list (relative to models/{folder}, no absolute path or '..')"
         )
+
+
+def resolve_model_path(folder: str, name: str, what: str, expected: str) -> str:
+    """Full path of ``name`` in the ``folder`` model folders, or a CheckpointError.
+
+    V3 combos are not checked by the server, so every loader resolves its own file here.
+    ``expected`` says what should be in the folder, for the error message.
+    """
+    import folder_paths
+
+    if name:
+        check_model_name(name, folder, what)
+    path = folder_paths.get_full_path(folder, name) if name else None
+    if path is None:
+        folders = ", ".join(folder_paths.get_folder_paths(folder))
+        raise CheckpointError(
+            f"{what} {name!r}: not found in the {folder} model folders ({folders}); expected "
+            f"{expected} there (press R to refresh the list after adding it)"
+        )
+    return path

@@ -12,10 +12,10 @@ import torch
 from comfy_api.latest import io
 
 from ..truepose_core import parsing, schp
-from ..truepose_core.errors import CheckpointError, ParsingError
+from ..truepose_core.errors import ParsingError
 from ..truepose_core.images import check_size, to_rgb_float
 from .errors import node_errors
-from .model_folders import SCHP_FOLDER, check_model_name
+from .model_folders import SCHP_FOLDER, resolve_model_path
 from .types import ParsingBatch, ParsingSocket
 
 CATEGORY = "TruePose/parsing"
@@ -33,20 +33,10 @@ def schp_model_files() -> list[str]:
 
 
 def resolve_schp_path(name: str) -> str:
-    """Full path of ``name`` in ``models/schp``; V3 combos are not checked by the server."""
-    import folder_paths
-
-    if name:
-        check_model_name(name, SCHP_FOLDER, "SCHP model")
-    path = folder_paths.get_full_path(SCHP_FOLDER, name) if name else None
-    if path is None:
-        folders = ", ".join(folder_paths.get_folder_paths(SCHP_FOLDER))
-        raise CheckpointError(
-            f"SCHP model {name!r}: not found in the schp model folders ({folders}); expected "
-            "an SCHP checkpoint such as exp-schp-201908261155-lip.pth there (press R to "
-            "refresh the list after adding it)"
-        )
-    return path
+    """Full path of ``name`` in ``models/schp``."""
+    return resolve_model_path(
+        SCHP_FOLDER, name, "SCHP model", "an SCHP checkpoint such as exp-schp-201908261155-lip.pth"
+    )
 
 
 def parse_images(parser: schp.SCHPParser, images: torch.Tensor) -> torch.Tensor:

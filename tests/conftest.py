@@ -86,3 +86,20 @@ def comfy_server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(comfy):
+    """The tiny TruePose checkpoint, written once into the library's models/truepose."""
+    from tests.tiny_models import TINY_CHECKPOINT, save_tiny_checkpoint
+
+    path = comfy.models_dir / "truepose" / TINY_CHECKPOINT
+    if not path.exists():
+        save_tiny_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def loaded(comfy, checkpoint):
+    """(MODEL, TRUEPOSE, VAE) from the loader node."""
+    return comfy.node_class("TruePose_LoadTruePose").execute(checkpoint.name).result

@@ -10,47 +10,24 @@ from __future__ import annotations
 
 import pytest
 import torch
-from diffusers import AutoencoderKL
 
-from tests.tiny_models import person_parsing, randomize_zero_layers, tiny_model
-from truepose_core.checkpoint import load_truepose, save_truepose
-from truepose_core.clip_regions import ClipRegionEncoder, build_clip_vision
+from tests.tiny_models import (
+    LEGS_ONLY_Y,
+    STANDING_X,
+    STANDING_Y,
+    TINY_CHECKPOINT,
+    person_parsing,
+)
+from truepose_core.checkpoint import load_truepose
+from truepose_core.clip_regions import ClipRegionEncoder
 from truepose_core.keypoints import parse_deepfashion_row
 from truepose_core.pipeline import TruePosePipeline
-from truepose_core.presets import tiny_vae_config
 
 pytestmark = pytest.mark.comfyui
 
-CHECKPOINT = "tiny-truepose.safetensors"
+CHECKPOINT = TINY_CHECKPOINT
 H, W = 128, 88
-# A standing person in the 256x176 DeepFashion frame (y first, -1 = missing).
-STANDING_Y = "[40, 70, 70, 110, 150, 70, 110, 150, 160, 210, 250, 160, 210, 250, 36, 36, 40, 40]"
-STANDING_X = "[88, 88, 60, 55, 50, 116, 121, 126, 70, 70, 70, 106, 106, 106, 80, 96, 74, 102]"
-LEGS_Y = "[-1, -1, -1, -1, -1, -1, -1, -1, 160, 210, 250, 160, 210, 250, -1, -1, -1, -1]"
-
-
-def save_tiny_checkpoint(path, seed: int = 0):
-    """A tiny TruePose with trained-looking (non-zero) fusion, embedded tiny VAE and CLIP."""
-    model = tiny_model(seed)
-    randomize_zero_layers(model)
-    torch.manual_seed(seed)
-    vae = AutoencoderKL.from_config(tiny_vae_config()).eval()
-    clip = build_clip_vision(model.config)
-    return save_truepose(path, model, vae=vae, clip=clip)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(comfy):
-    path = comfy.models_dir / "truepose" / CHECKPOINT
-    if not path.exists():
-        save_tiny_checkpoint(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def loaded(comfy, checkpoint):
-    """(MODEL, TRUEPOSE, VAE) from the loader node."""
-    return comfy.node_class("TruePose_LoadTruePose").execute(CHECKPOINT).result
+LEGS_Y = LEGS_ONLY_Y
 
 
 def _image(seed=0, batch=1):

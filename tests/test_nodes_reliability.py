@@ -20,28 +20,20 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from tests.test_nodes_model import CHECKPOINT, save_tiny_checkpoint
-from tests.tiny_models import STANDING_X, STANDING_Y, person_parsing
+from tests.tiny_models import (
+    STANDING_X,
+    STANDING_Y,
+    TINY_CHECKPOINT,
+    person_parsing,
+)
+
+CHECKPOINT = TINY_CHECKPOINT
 
 pytestmark = pytest.mark.comfyui
 
 H, W = 128, 88
 NODES_DIR = Path(__file__).resolve().parent.parent / "nodes"
 NO_JOINTS = str([-1] * 18)
-
-
-@pytest.fixture(scope="module")
-def checkpoint(comfy):
-    path = comfy.models_dir / "truepose" / CHECKPOINT
-    if not path.exists():
-        save_tiny_checkpoint(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def loaded(comfy, checkpoint):
-    """(MODEL, TRUEPOSE, VAE) from the loader node."""
-    return comfy.node_class("TruePose_LoadTruePose").execute(CHECKPOINT).result
 
 
 def _node_error(comfy):

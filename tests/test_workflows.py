@@ -35,7 +35,7 @@ INPUT_IMAGES = ("truepose_source.png", "truepose_reference.png")
 @pytest.fixture(scope="module")
 def server(comfy_server):
     """The session's server with every file the workflows name."""
-    from tests.test_nodes_model import save_tiny_checkpoint
+    from tests.tiny_models import save_tiny_checkpoint
 
     models = comfy_server.base / "models"
     if not PACK_SMALL_MODEL.exists():

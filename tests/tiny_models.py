@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from diffusers import AutoencoderKL
 
+from truepose_core.checkpoint import save_truepose
 from truepose_core.clip_regions import ClipRegionEncoder, build_clip_vision
 from truepose_core.keypoints import parse_deepfashion_row
 from truepose_core.model import TruePoseModel
@@ -14,6 +15,8 @@ from truepose_core.presets import build_tiny_unet, tiny_truepose_config, tiny_va
 # A standing person in the 256x176 DeepFashion frame (y first, -1 = missing).
 STANDING_Y = "[40, 70, 70, 110, 150, 70, 110, 150, 160, 210, 250, 160, 210, 250, 36, 36, 40, 40]"
 STANDING_X = "[88, 88, 60, 55, 50, 116, 121, 126, 70, 70, 70, 106, 106, 106, 80, 96, 74, 102]"
+#: File name of the tiny checkpoint the node tests load from models/truepose.
+TINY_CHECKPOINT = "tiny-truepose.safetensors"
 LEGS_ONLY_Y = "[-1, -1, -1, -1, -1, -1, -1, -1, 160, 210, 250, 160, 210, 250, -1, -1, -1, -1]"
 
 
@@ -65,3 +68,13 @@ def tiny_pipeline(seed: int = 0, **config_changes) -> TruePosePipeline:
     vae = AutoencoderKL.from_config(tiny_vae_config()).eval()
     clip = ClipRegionEncoder(build_clip_vision(model.config), model.config.clip_image_size)
     return TruePosePipeline(model, vae, clip)
+
+
+def save_tiny_checkpoint(path, seed: int = 0):
+    """A tiny TruePose with trained-looking (non-zero) fusion, embedded tiny VAE and CLIP."""
+    model = tiny_model(seed)
+    randomize_zero_layers(model)
+    torch.manual_seed(seed)
+    vae = AutoencoderKL.from_config(tiny_vae_config()).eval()
+    clip = build_clip_vision(model.config)
+    return save_truepose(path, model, vae=vae, clip=clip)
