@@ -282,15 +282,19 @@ def _latest_state(out_dir: Path) -> Path | None:
 
 def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Path:
     """Run (or resume) training; returns the path of the final checkpoint."""
-    from accelerate import Accelerator
+    from accelerate import Accelerator, DistributedDataParallelKwargs
     from diffusers import DDPMScheduler
     from safetensors.torch import load_file, save_file
     from tqdm.auto import tqdm
 
     from .checkpoint import save_truepose
 
+    # A batch whose rows all drop their conditions leaves the fusion modules without gradients;
+    # DDP must be told that some parameters may go unused in a step.
     accelerator = Accelerator(
-        mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available()
+        mixed_precision=cfg.mixed_precision,
+        cpu=not torch.cuda.is_available(),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],
     )
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
