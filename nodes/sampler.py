@@ -43,6 +43,12 @@ def empty_latent(model, handle, encoding, patch, width: int, height: int, batch:
     return {"samples": torch.zeros(batch, channels, h, w)}
 
 
+def source_conditioning(handle, encoding, batch: int):
+    """(positive, negative) CONDITIONING of eq. 11: the source's context, and zeros."""
+    context = runtime.source_context(handle, encoding, batch)
+    return [[context, {}]], [[torch.zeros_like(context), {}]]
+
+
 @torch.no_grad()
 def true_sample(
     model,
@@ -81,9 +87,7 @@ def true_sample(
             f"latent batch {batch} does not fit the {patch.pairs} (source, pose) pairs of the "
             "TruePose patch; use a latent batch of 1 or of the number of target poses"
         )
-    context = runtime.source_context(handle, encoding, batch)
-    positive = [[context, {}]]
-    negative = [[torch.zeros_like(context), {}]]
+    positive, negative = source_conditioning(handle, encoding, batch)
     noise = comfy.sample.prepare_noise(latent_image, seed, latent.get("batch_index"))
     preview = latent_preview.prepare_callback(model, steps)
 
@@ -236,4 +240,46 @@ class TrueSampler(io.ComfyNode):
             return io.NodeOutput(out)
 
 
-NODES: list[type[io.ComfyNode]] = [TrueSampler]
+class SourceConditioning(io.ComfyNode):
+    """Eq. 11's conditioning as CONDITIONING, for ComfyUI's own samplers."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TruePose_SourceConditioning",
+            display_name="TruePose Source Conditioning",
+            category=CATEGORY,
+            description=(
+                "Positive = the source image's projected CLIP embedding, negative = zeros: the "
+                "conditioning TruePose Sampler uses, for KSampler, SamplerCustomAdvanced + "
+                "CFGGuider and other stock samplers. Use it with the MODEL from TruePose HPFA "
+                "Patch Model; with the same settings KSampler gives TruePose Sampler's result."
+            ),
+            inputs=[
+                TruePoseSocket.Input("truepose", tooltip="From Load TruePose Checkpoint."),
+                SourceSocket.Input("source", tooltip="From TruePose SourceNet Encode."),
+                io.Int.Input(
+                    "batch_size",
+                    default=1,
+                    min=1,
+                    max=4096,
+                    tooltip=(
+                        "Rows of conditioning (count): 1 for one source, or the number of "
+                        "sources when each has its own pose."
+                    ),
+                ),
+            ],
+            outputs=[
+                io.Conditioning.Output(display_name="positive", tooltip="The source context."),
+                io.Conditioning.Output(display_name="negative", tooltip="Zeros (no source)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, truepose, source, batch_size=1) -> io.NodeOutput:
+        with node_errors():
+            positive, negative = source_conditioning(truepose, source, batch_size)
+            return io.NodeOutput(positive, negative)
+
+
+NODES: list[type[io.ComfyNode]] = [TrueSampler, SourceConditioning]

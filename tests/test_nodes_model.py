@@ -270,3 +270,22 @@ def test_synthfashion_sample_node(comfy):
     assert preview.shape == (1, 128, 88, 3)
     again = comfy.node_class("TruePose_SynthFashionSample").execute(3, 0, 128, 88).result
     assert torch.equal(again[0], source)
+
+
+def test_stock_ksampler_with_source_conditioning_equals_true_sampler(comfy, loaded, source):
+    model, truepose, _vae = loaded
+    patched = _patched(comfy, loaded, source, _poses(comfy, STANDING_Y))
+    positive, negative = (
+        comfy.node_class("TruePose_SourceConditioning").execute(truepose, source, 1).result
+    )
+    latent = {"samples": torch.zeros(1, 4, H // 8, W // 8)}
+    ksampler = comfy.node_class("KSampler")()
+    (stock,) = ksampler.sample(
+        patched, 3, 2, 3.5, "ddim", "ddim_uniform", positive, negative, latent, denoise=1.0
+    )
+    ours = _sample(comfy, loaded, source, patched, seed=3, latent=latent)
+    assert torch.equal(stock["samples"], ours["samples"])
+    plain = ksampler.sample(
+        model, 3, 2, 3.5, "ddim", "ddim_uniform", positive, negative, latent, denoise=1.0
+    )[0]
+    assert not torch.equal(plain["samples"], ours["samples"])  # the patch does the work
