@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from comfy_api.latest import io
 from torch.nn import functional as F
@@ -39,13 +38,8 @@ def attention_map(handle, encoding, poses, sigma: float, delta: float) -> torch.
     h, w = enc.parsing.shape[-2:]
     rows = default_source_rows(enc.batch, len(poses), None, device)
     label_set = get_label_set(handle.config.label_set)
-    parsing = enc.parsing.cpu().numpy()
-    masks = np.stack(
-        [
-            selection_mask(parsing[int(r)], pose.resized(int(w), int(h)), label_set)
-            for r, pose in zip(rows.tolist(), poses, strict=True)
-        ]
-    )
+    resized = [pose.resized(int(w), int(h)) for pose in poses]
+    masks = selection_mask(enc.parsing[rows], resized, label_set)
     layers = handle.layers
     sizes = level_sizes(enc.latent_hw, 1 + max(layer.level for layer in layers))
     total = torch.zeros(len(poses), 1, h, w, device=device)

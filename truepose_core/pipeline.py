@@ -114,16 +114,9 @@ class TruePosePipeline:
         require_visible(poses)
         poses = [pose.resized(w, h) for pose in poses]
         rows = default_source_rows(encoding.batch, len(poses), source_rows, self.device)
-        parsing = encoding.parsing.cpu().numpy()
-        masks = np.stack(
-            [
-                selection_mask(parsing[int(r)], pose, self.label_set)
-                for r, pose in zip(rows.tolist(), poses, strict=True)
-            ]
-        )
-        masks_t = torch.from_numpy(masks).to(self.device)
+        masks = selection_mask(encoding.parsing[rows], poses, self.label_set).to(self.device)
         skeletons = skeleton_batch(poses, h, w).to(self.device, self.dtype)
-        return self.model.prepare(encoding, masks_t, skeletons, rows)
+        return self.model.prepare(encoding, masks, skeletons, rows)
 
     @torch.no_grad()
     def __call__(

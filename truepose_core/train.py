@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -175,11 +174,7 @@ def selection_masks(parsing: torch.Tensor, keypoints: torch.Tensor, label_set) -
     from .data.batch import keypoints_to_pose
 
     h, w = parsing.shape[-2:]
-    out = []
-    parsing_np = parsing.cpu().numpy()
-    for i, kp in enumerate(keypoints):
-        out.append(selection_mask(parsing_np[i], keypoints_to_pose(kp, w, h), label_set))
-    return torch.from_numpy(np.stack(out))
+    return selection_mask(parsing, [keypoints_to_pose(kp, w, h) for kp in keypoints], label_set)
 
 
 class TrainingStep(nn.Module):
