@@ -14,7 +14,7 @@ from ..truepose_core.parsing import get_label_set, selection_mask, token_mask
 from ..truepose_core.unet_layers import level_sizes
 from . import runtime
 from .errors import node_errors
-from .types import PoseSocket, SourceSocket, TruePoseSocket
+from .types import PoseSocket, SourceSocket, TruePoseSocket, mask_weight_inputs
 
 CATEGORY = "TruePose/inspect"
 
@@ -97,22 +97,7 @@ class AttentionMap(io.ComfyNode):
                     "source_image",
                     tooltip="The encoded source image (RGB 0..1), drawn under the heat map.",
                 ),
-                io.Float.Input(
-                    "sigma",
-                    default=0.3,
-                    min=0.0,
-                    max=4.0,
-                    step=0.05,
-                    tooltip="Eq. 6 weight (unitless) outside the selected regions; paper 0.3.",
-                ),
-                io.Float.Input(
-                    "delta",
-                    default=0.6,
-                    min=0.0,
-                    max=4.0,
-                    step=0.05,
-                    tooltip="Eq. 6 weight (unitless) inside the selected regions; paper 0.6.",
-                ),
+                *mask_weight_inputs(),
                 io.Float.Input(
                     "opacity",
                     default=0.6,

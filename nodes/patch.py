@@ -7,7 +7,7 @@ from comfy_api.latest import io
 from ..truepose_core.errors import ConfigError
 from . import runtime
 from .errors import node_errors
-from .types import PoseSocket, SourceSocket, TruePoseSocket
+from .types import PoseSocket, SourceSocket, TruePoseSocket, mask_weight_inputs
 
 CATEGORY = "TruePose/patch"
 
@@ -39,28 +39,7 @@ class HPFAPatchModel(io.ComfyNode):
                         "(rescaled to the source image's size), confidence 0 = missing."
                     ),
                 ),
-                io.Float.Input(
-                    "sigma",
-                    default=0.3,
-                    min=0.0,
-                    max=4.0,
-                    step=0.05,
-                    tooltip=(
-                        "Eq. 6 weight (unitless) for source tokens OUTSIDE the regions the "
-                        "target pose selects; paper 0.3."
-                    ),
-                ),
-                io.Float.Input(
-                    "delta",
-                    default=0.6,
-                    min=0.0,
-                    max=4.0,
-                    step=0.05,
-                    tooltip=(
-                        "Eq. 6 weight (unitless) for source tokens INSIDE the selected regions; "
-                        "paper 0.6."
-                    ),
-                ),
+                *mask_weight_inputs(),
                 io.Float.Input(
                     "strength",
                     default=1.0,

@@ -41,3 +41,34 @@ TruePoseSocket = io.Custom("TRUEPOSE")
 """``TRUEPOSE``: :class:`nodes.runtime.TruePoseHandle` (SourceNet, TruePose modules, config)."""
 SourceSocket = io.Custom("TRUEPOSE_SOURCE")
 """``TRUEPOSE_SOURCE``: :class:`truepose_core.fusion.SourceEncoding` (SourceNet F', CLIP)."""
+
+
+def mask_weight_inputs() -> list:
+    """The ``sigma`` and ``delta`` inputs (paper eq. 6), with the method's defaults."""
+    from ..truepose_core.config import TruePoseConfig
+
+    defaults = TruePoseConfig()
+    return [
+        io.Float.Input(
+            "sigma",
+            default=defaults.sigma,
+            min=0.0,
+            max=4.0,
+            step=0.05,
+            tooltip=(
+                "Eq. 6 weight (unitless) for source tokens OUTSIDE the regions the target pose "
+                f"selects; paper {defaults.sigma}."
+            ),
+        ),
+        io.Float.Input(
+            "delta",
+            default=defaults.delta,
+            min=0.0,
+            max=4.0,
+            step=0.05,
+            tooltip=(
+                "Eq. 6 weight (unitless) for source tokens INSIDE the selected regions; "
+                f"paper {defaults.delta}."
+            ),
+        ),
+    ]
