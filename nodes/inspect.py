@@ -58,6 +58,7 @@ def attention_map(handle, encoding, poses, sigma: float, delta: float) -> torch.
                 backend=handle.config.attention_backend,
                 chunk=handle.config.attention_chunk,
                 return_key_attention=True,
+                key_attention_unweighted=False,
             )
             received = src.key_attention.float()
             received = received / received.mean(dim=1, keepdim=True).clamp_min(1e-12)

@@ -127,3 +127,39 @@ def test_lowest_regions_skip_background_and_pad():
     assert labels[1, 0].item() == 4 and valid[1].tolist() == [True, False]
     labels, valid = lowest_regions(scores[:, :1], present[:, :1], k=2)
     assert not valid.any()
+
+
+def test_lowest_regions_prefers_labels_the_target_selects():
+    scores = torch.tensor([[0.0, 0.1, 0.2, 0.3, 0.4]])
+    present = torch.ones(1, 5, dtype=torch.bool)
+    preferred = torch.tensor([[False, False, True, False, True]])
+    labels, valid = lowest_regions(scores, present, 2, preferred=preferred)
+    assert labels.tolist() == [[2, 4]] and valid.all()
+    # Fewer than K preferred: fill up from the other present labels, lowest first.
+    labels, _ = lowest_regions(scores, present, 2, preferred=torch.tensor([[0, 0, 0, 1, 0]]).bool())
+    assert labels.tolist() == [[3, 1]]
+
+
+def test_key_attention_can_come_from_the_unweighted_logits():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 6, 4) for _ in range(3))
+    mask = torch.tensor([[1, 1, 0, 0, 1, 0], [0, 0, 0, 1, 1, 1]]).bool()
+    plain = torch.softmax(q @ k.transpose(-1, -2) / 2.0, dim=-1).mean(dim=(1, 2))
+    for backend in ("naive", "chunked"):
+        out, got = reweighted_attention(
+            q,
+            k,
+            v,
+            mask,
+            return_key_attention=True,
+            backend=backend,
+            chunk=4,
+            key_attention_unweighted=True,
+        )
+        torch.testing.assert_close(got, plain)
+        ref = reweighted_attention(q, k, v, mask, backend="naive")
+        torch.testing.assert_close(out, ref)
+        _, weighted = reweighted_attention(
+            q, k, v, mask, return_key_attention=True, backend=backend, chunk=4
+        )
+        assert not torch.allclose(weighted, plain)

@@ -53,17 +53,24 @@ def _check_inputs(query, key, value, key_mask) -> None:
         )
 
 
-def _naive(query, key, value, key_mask, sigma, delta, reweight, want_probs):
+def _naive(query, key, value, key_mask, sigma, delta, reweight, want_probs, received_unweighted):
     scale = 1.0 / math.sqrt(query.shape[-1])
-    scores = torch.matmul(query, key.transpose(-1, -2)) * scale  # (B, H, Nq, Nk)
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scale  # (B, H, Nq, Nk): A'
+    received = None
+    if received_unweighted:
+        received = torch.softmax(scores, dim=-1).mean(dim=(1, 2))
     if reweight:
         scores = scores * mask_weights(scores, key_mask[:, None, None, :], sigma, delta)
     probs = torch.softmax(scores, dim=-1)
     out = torch.matmul(probs, value)  # (B, H, Nq, D)
-    return out, (probs if want_probs else None), probs.mean(dim=(1, 2))
+    if received is None:
+        received = probs.mean(dim=(1, 2))
+    return out, (probs if want_probs else None), received
 
 
-def _chunked(query, key, value, key_mask, sigma, delta, reweight, want_probs, chunk):
+def _chunked(
+    query, key, value, key_mask, sigma, delta, reweight, want_probs, chunk, received_unweighted
+):
     scale = 1.0 / math.sqrt(query.shape[-1])
     b, h, nq, _ = query.shape
     nk = key.shape[2]
@@ -79,6 +86,8 @@ def _chunked(query, key, value, key_mask, sigma, delta, reweight, want_probs, ch
     for start in range(0, nq, chunk):
         stop = min(start + chunk, nq)
         scores = torch.matmul(query[:, :, start:stop], key_t).mul_(scale)  # (B, H, c, Nk)
+        if received_unweighted:
+            received += torch.softmax(scores, dim=-1).sum(dim=(1, 2), dtype=torch.float32)
         if reweight:
             weights = (scores > 0).to(scores.dtype).mul_(slope).add_(offset)
             scores.mul_(weights)
@@ -86,7 +95,8 @@ def _chunked(query, key, value, key_mask, sigma, delta, reweight, want_probs, ch
         probs = torch.softmax(scores, dim=-1)
         del scores
         out[:, :, start:stop] = torch.matmul(probs, value)
-        received += probs.sum(dim=(1, 2), dtype=torch.float32)
+        if not received_unweighted:
+            received += probs.sum(dim=(1, 2), dtype=torch.float32)
         if probs_all is not None:
             probs_all[:, :, start:stop] = probs
         del probs
@@ -141,6 +151,7 @@ def reweighted_attention(
     reweight: bool = True,
     backend: str = "auto",
     chunk: int = 0,
+    key_attention_unweighted: bool = False,
 ):
     """``softmax((Q K^T / sqrt(d)) * M') V`` with M' from the key mask (paper eq. 6-7).
 
@@ -148,6 +159,9 @@ def reweighted_attention(
     Returns the output ``(B, H, Nq, D)``; with ``return_probs`` also the probabilities
     ``(B, H, Nq, Nk)``; with ``return_key_attention`` also the attention each key receives,
     averaged over heads and queries, ``(B, Nk)``: all that CAA needs, at O(Nk) memory.
+    ``key_attention_unweighted`` takes that per-key attention from ``softmax(A')``, the
+    logits before eq. 6's weights (what CAA scores, METHOD.md "CAA" step 1), instead of from
+    the reweighted softmax that produced the output.
     ``reweight=False`` sets every weight of eq. 6 to 1 (plain attention; an ablation).
     ``chunk`` is the chunked backend's query chunk; 0 sizes it so that one chunk's scores
     hold about :data:`CHUNK_ELEMENTS` values.
@@ -157,14 +171,31 @@ def reweighted_attention(
     name = resolve_backend(backend, query.device, need_probs=return_probs or return_key_attention)
     if name == "naive":
         out, probs, received = _naive(
-            query, key, value, key_mask, sigma, delta, reweight, return_probs
+            query,
+            key,
+            value,
+            key_mask,
+            sigma,
+            delta,
+            reweight,
+            return_probs,
+            key_attention_unweighted,
         )
     elif name == "chunked":
         if chunk <= 0:
             b, h, _, _ = query.shape
             chunk = CHUNK_ELEMENTS // max(1, b * h * key.shape[2])
         out, probs, received = _chunked(
-            query, key, value, key_mask, sigma, delta, reweight, return_probs, max(1, int(chunk))
+            query,
+            key,
+            value,
+            key_mask,
+            sigma,
+            delta,
+            reweight,
+            return_probs,
+            max(1, int(chunk)),
+            key_attention_unweighted,
         )
     else:
         out, probs, received = (
@@ -209,12 +240,18 @@ def region_scores(
 
 
 def lowest_regions(
-    scores: torch.Tensor, present: torch.Tensor, k: int, background: int = 0
+    scores: torch.Tensor,
+    present: torch.Tensor,
+    k: int,
+    background: int = 0,
+    preferred: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The ``k`` present, non-background labels with the lowest scores (CAA step 2).
 
-    Returns ``labels (B, k)`` long and ``valid (B, k)`` bool; rows with fewer than ``k``
-    present labels have trailing invalid slots (label 0, valid False).
+    ``preferred`` (B, num_labels) bool, when given, ranks those labels (the ones the target
+    pose selects) before all others; the rest only fill up when fewer than ``k`` are
+    preferred. Returns ``labels (B, k)`` long and ``valid (B, k)`` bool; rows with fewer than
+    ``k`` present labels have trailing invalid slots (label 0, valid False).
     """
     b, n = scores.shape
     eligible = present.clone()
@@ -224,6 +261,11 @@ def lowest_regions(
         empty = torch.zeros(b, 0, dtype=torch.long, device=scores.device)
         return empty, empty.bool()
     ranked = torch.where(eligible, scores, torch.full_like(scores, math.inf))
+    if preferred is not None:
+        # Two tiers: every preferred label ranks before every other one, by score within a tier.
+        finite = torch.where(eligible, scores, torch.zeros_like(scores))
+        spread = (finite.abs().amax(dim=1, keepdim=True) * 2 + 1).to(ranked.dtype)
+        ranked = torch.where(preferred.to(torch.bool), ranked, ranked + spread)
     k_eff = min(k, n)
     values, labels = torch.topk(ranked, k_eff, dim=1, largest=False, sorted=True)
     valid = torch.isfinite(values)

@@ -1,8 +1,9 @@
 """CLIP-guided attention alignment (CAA), METHOD.md "CAA".
 
-For each fused layer the K source regions that received the least HPFA attention are looked
-up in the source's CLIP region embeddings; the TargetNet features then cross-attend to those
-K tokens. Which regions are chosen depends only on (source, pose), so it is precomputed.
+For each fused layer the K source regions that received the least attention under A' (the
+unweighted source self-attention logits of HPFA step 2), preferring the regions the target
+pose selects, are looked up in the source's CLIP region embeddings; the TargetNet features
+then cross-attend to those K tokens. Which regions are chosen depends only on (source, pose), so it is precomputed.
 """
 
 from __future__ import annotations
@@ -30,15 +31,30 @@ class CAASource:
         return CAASource(self.key[rows], self.value[rows], self.valid[rows], self.labels[rows])
 
 
+def labels_in_mask(
+    token_labels: torch.Tensor, key_mask: torch.Tensor, num_labels: int
+) -> torch.Tensor:
+    """(B, num_labels) bool: labels with at least one key token inside the selection M."""
+    hits = torch.zeros(token_labels.shape[0], num_labels, device=token_labels.device)
+    hits.scatter_add_(1, token_labels.long(), key_mask.to(hits.dtype))
+    return hits > 0
+
+
 def choose_regions(
     key_attention: torch.Tensor,
     token_labels: torch.Tensor,
     num_labels: int,
     k: int,
+    key_mask: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """CAA steps 1-2: labels (B, K) of the K lowest-scored present regions, and validity."""
+    """CAA steps 1-2: labels (B, K) of the K lowest-scored present regions, and validity.
+
+    ``key_attention`` must come from softmax(A'), before eq. 6's weights (METHOD.md). With
+    ``key_mask`` (B, Nk), labels the target pose selects come first; the others only fill up.
+    """
     scores, present = region_scores(key_attention, token_labels, num_labels)
-    return lowest_regions(scores, present, k)
+    preferred = None if key_mask is None else labels_in_mask(token_labels, key_mask, num_labels)
+    return lowest_regions(scores, present, k, preferred=preferred)
 
 
 class CAA(nn.Module):
@@ -57,14 +73,18 @@ class CAA(nn.Module):
         region_embeds: torch.Tensor,
         key_attention: torch.Tensor,
         token_labels: torch.Tensor,
+        key_mask: torch.Tensor | None = None,
     ) -> CAASource:
         """Pick this layer's K regions and project their CLIP embeddings.
 
         region_embeds: (B, num_labels, clip_dim), one embedding per parsing label (rows of
-        absent labels are ignored); key_attention and token_labels: (B, Nk) at this layer.
+        absent labels are ignored); key_attention (from softmax(A'), unweighted), token_labels
+        and the selection ``key_mask``: (B, Nk) at this layer.
         """
         num_labels = region_embeds.shape[1]
-        labels, valid = choose_regions(key_attention, token_labels, num_labels, self.regions)
+        labels, valid = choose_regions(
+            key_attention, token_labels, num_labels, self.regions, key_mask
+        )
         index = labels[..., None].expand(-1, -1, region_embeds.shape[-1])
         tokens = torch.gather(region_embeds, 1, index)  # (B, K, clip_dim)
         return CAASource(

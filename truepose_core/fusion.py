@@ -134,7 +134,9 @@ class FusionLayer(nn.Module):
         )
         caa = None
         if self.caa is not None:
-            caa = self.caa.encode_regions(encoding.region_embeds[rows], hpfa.key_attention, labels)
+            caa = self.caa.encode_regions(
+                encoding.region_embeds[rows], hpfa.key_attention, labels, key_mask
+            )
         return LayerSource(hpfa=hpfa, caa=caa)
 
     def apply(self, hidden: torch.Tensor, source: LayerSource) -> tuple[torch.Tensor, torch.Tensor]:

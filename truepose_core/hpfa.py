@@ -23,7 +23,7 @@ class HPFASource:
 
     key: torch.Tensor  # (B, heads, Nk, D): W_Kh H'
     value: torch.Tensor  # (B, heads, Nk, D): W_Vh H'
-    key_attention: torch.Tensor | None = None  # (B, Nk): attention each source token receives
+    key_attention: torch.Tensor | None = None  # (B, Nk): attention each key gets in softmax(A')
     key_valid: torch.Tensor | None = None  # (B, Nk) bool; None: every key is valid
 
     def index(self, rows: torch.Tensor) -> HPFASource:
@@ -73,8 +73,13 @@ class HPFA(nn.Module):
         backend: str = "auto",
         chunk: int = 0,
         return_key_attention: bool = False,
+        key_attention_unweighted: bool = True,
     ):
-        """H' = softmax(A' * M') V' (eq. 7) for source features (B, N, C) -> (B, N, C)."""
+        """H' = softmax(A' * M') V' (eq. 7) for source features (B, N, C) -> (B, N, C).
+
+        The per-key attention comes from softmax(A') by default, what CAA scores (METHOD.md
+        "CAA" step 1); ``key_attention_unweighted=False`` gives eq. 7's reweighted one.
+        """
         q = split_heads(self.source_q(source), self.heads)
         k = split_heads(self.source_k(source), self.heads)
         v = split_heads(self.source_v(source), self.heads)
@@ -87,6 +92,7 @@ class HPFA(nn.Module):
             delta=self.delta,
             reweight=self.reweight,
             return_key_attention=return_key_attention,
+            key_attention_unweighted=key_attention_unweighted,
             backend=backend,
             chunk=chunk,
         )
@@ -112,6 +118,7 @@ class HPFA(nn.Module):
         backend: str = "auto",
         chunk: int = 0,
         return_key_attention: bool = False,
+        key_attention_unweighted: bool = True,
     ) -> HPFASource:
         """Precompute K_h and V_h of eq. 8 (once per source and target pose)."""
         hidden, received = self.source_attention(
@@ -120,6 +127,7 @@ class HPFA(nn.Module):
             backend=backend,
             chunk=chunk,
             return_key_attention=return_key_attention,
+            key_attention_unweighted=key_attention_unweighted,
         )
         return HPFASource(
             split_heads(self.to_k(hidden), self.heads),
