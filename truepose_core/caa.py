@@ -3,7 +3,8 @@
 For each fused layer the K source regions that received the least attention under A' (the
 unweighted source self-attention logits of HPFA step 2), preferring the regions the target
 pose selects, are looked up in the source's CLIP region embeddings; the TargetNet features
-then cross-attend to those K tokens. Which regions are chosen depends only on (source, pose), so it is precomputed.
+then cross-attend to those K tokens. Which regions are chosen depends only on (source, pose),
+so it is precomputed.
 """
 
 from __future__ import annotations
