@@ -9,7 +9,6 @@ exactly the steps an uninterrupted one would.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import math
@@ -22,11 +21,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from . import atomic, run_state
 from .clip_regions import ClipRegionEncoder, RegionEmbeddings, build_clip_vision
 from .config import TruePoseConfig
-from .errors import ConfigError, DataError
+from .errors import CheckpointError, ConfigError, DataError
 from .model import TruePoseModel
 from .parsing import get_label_set, selection_mask
+from .run_state import DEFAULT_KEEP
 from .sampling import SD15_SCHEDULER
 
 
@@ -60,6 +61,9 @@ class TrainConfig:
     num_workers: int = 0
     log_every: int = 10
     save_every: int = 500
+    #: ``state-*`` folders kept after a save; more than one leaves a fallback if the newest
+    #: is damaged later (each holds the weights and the optimizer state).
+    keep_states: int = DEFAULT_KEEP
     embed_vae_and_clip: bool = True
     #: Precision of the saved checkpoints' tensors ("" keeps float32; "float16" halves them).
     checkpoint_dtype: str = ""
@@ -228,22 +232,32 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class LossLog:
-    """loss.csv plus a loss.png plot, rewritten at each save."""
+    """loss.csv plus a loss.png plot, rewritten at each save.
+
+    Rows are appended whole (one ``write`` each); on resume the file is rewritten atomically
+    with the complete rows up to the resumed step, so a killed run leaves no half line.
+    """
+
+    HEADER = "step,loss,lr,seconds"
 
     def __init__(self, out_dir: Path, resume_step: int):
         self.path = out_dir / "loss.csv"
-        rows = []
-        if self.path.is_file():
-            with self.path.open() as f:
-                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
-        with self.path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, ["step", "loss", "lr", "seconds"])
-            writer.writeheader()
-            writer.writerows(rows)
+        rows = [r for r in self.rows() if int(r[0]) <= resume_step]
+        atomic.write_text(self.path, "\n".join([self.HEADER, *map(",".join, rows)]) + "\n")
+
+    def rows(self) -> list[list[str]]:
+        """The complete, well-formed rows; a cut-off or garbled line is left out."""
+        if not self.path.is_file():
+            return []
+        rows = [line.split(",") for line in atomic.complete_lines(self.path)[1:]]
+        return [cells for cells in rows if _is_loss_row(cells)]
 
     def append(self, step: int, loss: float, lr: float, seconds: float) -> None:
-        with self.path.open("a", newline="") as f:
-            csv.writer(f).writerow([step, f"{loss:.6f}", lr, f"{seconds:.1f}"])
+        atomic.append_line(self.path, f"{step},{loss:.6f},{lr},{seconds:.1f}")
+
+    def flush(self) -> None:
+        """Put the rows on disk before a state that covers them is published."""
+        atomic.fsync_file(self.path)
 
     def plot(self) -> None:
         try:
@@ -253,12 +267,11 @@ class LossLog:
             import matplotlib.pyplot as plt
         except ImportError:
             return
-        with self.path.open() as f:
-            rows = list(csv.DictReader(f))
+        rows = self.rows()
         if not rows:
             return
-        steps = [int(r["step"]) for r in rows]
-        losses = [float(r["loss"]) for r in rows]
+        steps = [int(r[0]) for r in rows]
+        losses = [float(r[1]) for r in rows]
         fig, ax = plt.subplots(figsize=(6, 3.5))
         ax.plot(steps, losses, lw=0.8)
         ax.set_xlabel("step")
@@ -266,13 +279,18 @@ class LossLog:
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(self.path.with_suffix(".png"), dpi=100)
+        with atomic.atomic_file(self.path.with_suffix(".png")) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
         plt.close(fig)
 
 
-def _latest_state(out_dir: Path) -> Path | None:
-    states = sorted(out_dir.glob("state-*"), key=lambda p: int(p.name.split("-")[1]))
-    return states[-1] if states else None
+def _is_loss_row(cells: list[str]) -> bool:
+    try:
+        int(cells[0])
+        [float(c) for c in cells[1:]]
+    except ValueError:
+        return False
+    return len(cells) == 4
 
 
 def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Path:
@@ -313,15 +331,23 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
         ema = EMAModel(model.parameters(), decay=cfg.ema_decay)
 
     step = 0
-    state_dir = _latest_state(out_dir) if resume else None
+    say = None if accelerator.is_main_process else (lambda _line: None)
+    state_dir = run_state.latest_state(out_dir, say) if resume else None
     if state_dir is not None:
-        model.load_state_dict(load_file(str(state_dir / "model.safetensors")), strict=True)
-        optimizer.load_state_dict(
-            torch.load(state_dir / "optimizer.pt", map_location="cpu", weights_only=True)
-        )
+        step = int(run_state.read_record(state_dir)["step"])
+        weights = run_state.load_file(state_dir, "model.safetensors", lambda p: load_file(str(p)))
+        try:
+            model.load_state_dict(weights, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise CheckpointError(
+                f"{state_dir / 'model.safetensors'}: does not fit the model of this config "
+                f"({first}); resume with the config it was trained with, or use --no-resume"
+            ) from exc
+        optimizer.load_state_dict(run_state.load_file(state_dir, "optimizer.pt", _torch_load))
         if ema is not None and (state_dir / "ema.pt").is_file():
-            ema.load_state_dict(torch.load(state_dir / "ema.pt", weights_only=True))
-        step = json.loads((state_dir / "trainer.json").read_text())["step"]
+            ema.load_state_dict(run_state.load_file(state_dir, "ema.pt", _torch_load))
+    saved_step = step if state_dir is not None else -1
 
     runner = TrainingStep(model)
     runner, optimizer = accelerator.prepare(runner, optimizer)
@@ -341,26 +367,26 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     started = time.monotonic()
     running = []
 
+    def write_state(folder: Path) -> None:
+        unwrapped = accelerator.unwrap_model(runner).model
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in unwrapped.state_dict().items()},
+            str(folder / "model.safetensors"),
+        )
+        torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+        if ema is not None:
+            torch.save(ema.state_dict(), folder / "ema.pt")
+
     def save(tag: str) -> Path:
+        nonlocal saved_step
         unwrapped = accelerator.unwrap_model(runner).model
         ckpt = out_dir / f"{tag}.safetensors"
         if not accelerator.is_main_process:
             return ckpt
-        state = out_dir / f"state-{step}"
-        state.mkdir(exist_ok=True)
-        save_file(
-            {k: v.detach().cpu().contiguous() for k, v in unwrapped.state_dict().items()},
-            str(state / "model.safetensors"),
-        )
-        torch.save(optimizer.state_dict(), state / "optimizer.pt")
-        if ema is not None:
-            torch.save(ema.state_dict(), state / "ema.pt")
-        (state / "trainer.json").write_text(json.dumps({"step": step}))
-        for old in out_dir.glob("state-*"):
-            if old != state:
-                for f in old.iterdir():
-                    f.unlink()
-                old.rmdir()
+        if saved_step != step:  # the state of this step is on disk already otherwise
+            log.flush()
+            run_state.save_state(out_dir, step, write_state, keep=cfg.keep_states)
+            saved_step = step
         embed = cfg.embed_vae_and_clip
         meta = {
             "train_config": json.dumps(dataclasses.asdict(cfg), sort_keys=True),
@@ -418,6 +444,10 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     final = save("final")
     accelerator.wait_for_everyone()
     return final
+
+
+def _torch_load(path: Path) -> Any:
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def training_loss(runner, batch, vae, clip, scheduler, config, label_set, cfg, step, device):
