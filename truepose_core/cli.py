@@ -62,8 +62,9 @@ def _cmd_train_vae(args: argparse.Namespace) -> int:
         lr=args.lr,
         chroma_weight=args.chroma_weight,
         init=args.init,
+        save_every=args.save_every,
     )
-    print(f"vae: {train_vae(cfg)}")
+    print(f"vae: {train_vae(cfg, resume=not args.no_resume)}")
     return 0
 
 
@@ -144,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     vae.add_argument("--lr", type=float, default=1e-3)
     vae.add_argument("--chroma-weight", type=float, default=2.0)
     vae.add_argument("--init", default="", help="continue from a VAE file written by train-vae")
+    vae.add_argument("--save-every", type=int, default=100, help="steps between resumable states")
+    vae.add_argument("--no-resume", action="store_true", help="ignore saved state of --output")
     vae.set_defaults(func=_cmd_train_vae)
 
     gen = sub.add_parser("generate", help="generate images for a pair list (resumable, sharded)")

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .atomic import atomic_file, write_text
 from .config import SamplingConfig
 from .errors import CheckpointError
 
@@ -62,7 +63,8 @@ def run_demo(
     ]
     out_dir.mkdir(parents=True, exist_ok=True)
     grid_path = out_dir / "demo_grid.png"
-    Image.fromarray(np.concatenate(rows, axis=0)).save(grid_path)
+    with atomic_file(grid_path) as tmp:
+        Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG")
     metrics = image_metrics(generated.permute(0, 2, 3, 1), truth.permute(0, 2, 3, 1))
     summary = {
         "count": pairs,
@@ -80,5 +82,5 @@ def run_demo(
         "seconds": seconds,
     }
     metrics_path = out_dir / "demo_metrics.json"
-    metrics_path.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    write_text(metrics_path, json.dumps(report, indent=2, default=float) + "\n")
     return {**report, "grid": grid_path, "metrics": metrics_path}

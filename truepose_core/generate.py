@@ -1,21 +1,44 @@
 """``truepose generate``: a pair list through a checkpoint, batched, resumable and sharded.
 
 Under ``accelerate launch`` each process takes every ``world``-th pair, so 8,570 DeepFashion
-test pairs spread over all GPUs and nodes; an image that already exists is skipped, so an
-interrupted run resumes where it stopped. Each pair's noise is seeded from (seed, pair
-index), so the result does not depend on the batch size or the number of processes.
+test pairs spread over all GPUs and nodes and no two processes write the same file. Each image
+is written under a temporary name and renamed, and on a rerun an image that exists and
+decodes is skipped, so an interrupted run (any process of it) resumes where it stopped. Each
+pair's noise is seeded from (seed, pair index), so the result does not depend on the batch
+size or the number of processes.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
+from .atomic import atomic_file
 from .config import SamplingConfig
 from .errors import CheckpointError
+
+_log = logging.getLogger("truepose")
+
+
+def shard(total: int, rank: int, world: int) -> list[int]:
+    """The pair indices process ``rank`` of ``world`` generates; the shards are disjoint."""
+    return list(range(rank, total, world))
+
+
+def is_complete_image(path: Path) -> bool:
+    """Whether ``path`` is an image file that decodes to the end."""
+    try:
+        with Image.open(path) as image:
+            image.verify()  # checks every chunk's checksum up to the end marker
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return True
 
 
 def _pipeline(checkpoint: Path, vae: str, clip: str, device: torch.device):
@@ -49,8 +72,14 @@ def generate_pairs(
     seed: int = 0,
     vae: str = "",
     clip: str = "",
+    rank_world: tuple[int, int] | None = None,
 ) -> int:
-    """Write ``<pair_id>.png`` for each pair of this process's shard; returns how many."""
+    """Write ``<pair_id>.png`` for each pair of this process's shard; returns how many.
+
+    The shard is cut into fixed batches of ``batch_size``; a batch with any image missing is
+    run whole, so every image comes from the same batch as in an uninterrupted run.
+    ``rank_world`` overrides the (process index, process count) of ``accelerate``.
+    """
     from accelerate import PartialState
 
     from .data.batch import pair_batch
@@ -68,12 +97,15 @@ def generate_pairs(
     )
     total = min(len(dataset), limit) if limit else len(dataset)
     out_dir.mkdir(parents=True, exist_ok=True)
-    mine = list(range(state.process_index, total, state.num_processes))
-    todo = [i for i in mine if not (out_dir / f"{dataset.pair_id(i)}.png").exists()]
+    rank, world = rank_world or (state.process_index, state.num_processes)
+    mine = shard(total, rank, world)
     written = 0
     f = config.latent_factor
-    for start in range(0, len(todo), batch_size):
-        idx = todo[start : start + batch_size]
+    for start in range(0, len(mine), batch_size):
+        idx = mine[start : start + batch_size]
+        todo = {i for i in idx if not _done(out_dir / f"{dataset.pair_id(i)}.png")}
+        if not todo:
+            continue
         batch = pair_batch([dataset[i] for i in idx])
         with torch.no_grad():
             encoding = pipe.encode_source(batch["sources"], batch["parsing"])
@@ -87,7 +119,18 @@ def generate_pairs(
                 latents.append(sample(pipe.model, one, (h // f, w // f), settings))
             images = pipe.decode_latents(torch.cat(latents))
         arrays = (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
-        for pair_id, array in zip(batch["pair_ids"], arrays, strict=True):
-            Image.fromarray(array).save(out_dir / f"{pair_id}.png")
-            written += 1
+        for i, pair_id, array in zip(idx, batch["pair_ids"], arrays, strict=True):
+            if i in todo:
+                with atomic_file(out_dir / f"{pair_id}.png") as tmp:
+                    Image.fromarray(array).save(tmp, format="PNG")
+                written += 1
     return written
+
+
+def _done(path: Path) -> bool:
+    if not path.exists():
+        return False
+    if is_complete_image(path):
+        return True
+    _log.warning(f"{path}: does not decode; generating it again")
+    return False

@@ -107,6 +107,21 @@ def load_file(state: Path, name: str, load: Callable[[Path], Any]) -> Any:
         raise damaged(state, path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
+def load_weights(state: Path, name: str, module: Any) -> None:
+    """Load the safetensors file ``state / name`` into ``module`` strictly."""
+    from safetensors.torch import load_file as read
+
+    weights = load_file(state, name, lambda p: read(str(p)))
+    try:
+        module.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(
+            f"{state / name}: does not fit the model of this configuration ({first}); resume "
+            "with the configuration it was saved with, or start over with --no-resume"
+        ) from exc
+
+
 def save_state(
     folder: str | Path,
     step: int,

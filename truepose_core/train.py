@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from . import atomic, run_state
 from .clip_regions import ClipRegionEncoder, RegionEmbeddings, build_clip_vision
 from .config import TruePoseConfig
-from .errors import CheckpointError, ConfigError, DataError
+from .errors import ConfigError, DataError
 from .model import TruePoseModel
 from .parsing import get_label_set, selection_mask
 from .run_state import DEFAULT_KEEP
@@ -297,7 +297,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     """Run (or resume) training; returns the path of the final checkpoint."""
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from diffusers import DDPMScheduler
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
     from .checkpoint import save_truepose
@@ -335,15 +335,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     state_dir = run_state.latest_state(out_dir, say) if resume else None
     if state_dir is not None:
         step = int(run_state.read_record(state_dir)["step"])
-        weights = run_state.load_file(state_dir, "model.safetensors", lambda p: load_file(str(p)))
-        try:
-            model.load_state_dict(weights, strict=True)
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[0]
-            raise CheckpointError(
-                f"{state_dir / 'model.safetensors'}: does not fit the model of this config "
-                f"({first}); resume with the config it was trained with, or use --no-resume"
-            ) from exc
+        run_state.load_weights(state_dir, "model.safetensors", model)
         optimizer.load_state_dict(run_state.load_file(state_dir, "optimizer.pt", _torch_load))
         if ema is not None and (state_dir / "ema.pt").is_file():
             ema.load_state_dict(run_state.load_file(state_dir, "ema.pt", _torch_load))

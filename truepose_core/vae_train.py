@@ -4,6 +4,10 @@ Stable Diffusion's VAE cannot be downloaded everywhere, so the self-contained Sy
 model trains its own: a diffusers ``AutoencoderKL`` with SD's /8 downsampling and 4 latent
 channels, fitted with L1 + MSE reconstruction and a small KL term. Like SD's 0.18215, the
 scale that gives unit-variance latents is measured at the end and stored with the weights.
+
+The run saves ``state-<step>`` folders beside the output (``<output stem>-states/``) and
+resumes from the newest complete one. Data and any noise of a step come from (seed, step),
+so a resumed run takes exactly the steps an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -31,15 +35,29 @@ class VAETrainConfig:
     seed: int = 0
     #: A VAE file written by this command to continue from (empty: random initialisation).
     init: str = ""
+    #: Steps between resumable states; a state is also saved at the end of every run.
+    save_every: int = 100
 
 
-def train_vae(cfg: VAETrainConfig, progress: bool = True) -> Path:
+def state_folder(output: str | Path) -> Path:
+    """Where a run writing ``output`` keeps its ``state-*`` folders."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}-states")
+
+
+def _torch_load(path: Path):
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def train_vae(cfg: VAETrainConfig, progress: bool = True, resume: bool = True) -> Path:
     from diffusers import AutoencoderKL
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
+    from . import atomic, run_state
     from .data.synthfashion import SynthFashion
     from .presets import synthfashion_vae_config
+    from .train import step_generator
 
     torch.manual_seed(cfg.seed)
     vae_config = synthfashion_vae_config()
@@ -53,12 +71,32 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True) -> Path:
     data = SynthFashion(size=tuple(cfg.size), length=cfg.images, seed=cfg.seed + 101, split="train")
     optimizer = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.steps)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    states = state_folder(cfg.output)
+    step = 0
+    state = run_state.latest_state(states) if resume else None
+    if state is not None:
+        step = int(run_state.read_record(state)["step"])
+        run_state.load_weights(state, "vae.safetensors", vae)
+        optimizer.load_state_dict(run_state.load_file(state, "optimizer.pt", _torch_load))
+        sched.load_state_dict(run_state.load_file(state, "scheduler.pt", _torch_load))
+    saved_step = step if state is not None else -1
+
+    def write_state(folder: Path) -> None:
+        save_file(
+            {k: v.detach().contiguous() for k, v in vae.state_dict().items()},
+            str(folder / "vae.safetensors"),
+        )
+        torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+        torch.save(sched.state_dict(), folder / "scheduler.pt")
+
     started = time.monotonic()
-    bar = tqdm(range(cfg.steps), disable=not progress, desc="vae")
-    for _step in bar:
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc="vae")
+    while step < cfg.steps:
         if cfg.max_minutes and (time.monotonic() - started) / 60 > cfg.max_minutes:
             break
+        # Anything in a step that draws from torch's global generator draws from (seed, step).
+        torch.manual_seed(int(step_generator(cfg.seed, step, 2).initial_seed()))
+        gen = step_generator(cfg.seed, step, 1)
         idx = torch.randint(0, len(data), (cfg.batch_size // 2,), generator=gen).tolist()
         items = [data[i] for i in idx]
         x = torch.stack([it["source_image"] for it in items] + [it["target_image"] for it in items])
@@ -79,7 +117,15 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True) -> Path:
         loss.backward()
         optimizer.step()
         sched.step()
+        step += 1
+        bar.update(1)
         bar.set_postfix(loss=f"{float(loss):.4f}")
+        if cfg.save_every and step % cfg.save_every == 0:
+            run_state.save_state(states, step, write_state)
+            saved_step = step
+    bar.close()
+    if saved_step != step:  # a run stopped by max_minutes continues from here next time
+        run_state.save_state(states, step, write_state)
     vae.eval()
     with torch.no_grad():
         probe = torch.stack([data[i]["source_image"] for i in range(min(64, len(data)))])
@@ -92,5 +138,6 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True) -> Path:
         # Like SD's 0.18215: scales latents to unit variance; the trainer adopts it.
         "latent_scale": repr(latent_scale),
     }
-    save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(out), metadata=meta)
+    with atomic.atomic_file(out) as tmp:
+        save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(tmp), metadata=meta)
     return out
