@@ -45,6 +45,14 @@ def remove(path: Path) -> None:
             path.unlink()
 
 
+def remove_temporaries(folder: Path) -> list[Path]:
+    """Delete what killed writes left in ``folder``; only while nothing else writes there."""
+    found = [*folder.glob(".*.tmp"), *folder.glob(".*.old")] if folder.is_dir() else []
+    for path in found:
+        remove(path)
+    return found
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path to write; on success it replaces ``path`` in one rename.

@@ -148,6 +148,4 @@ def save_state(
     for _s, p in _states(folder):
         if p != final and p not in kept:
             remove(p)
-    for stale in [*folder.glob(".state-*.tmp"), *folder.glob(".state-*.old")]:
-        remove(stale)
     return final

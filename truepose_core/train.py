@@ -231,8 +231,12 @@ def collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+#: Seconds between redraws of loss.png at saves (drawing costs more than a small model's save).
+PLOT_EVERY_S = 60.0
+
+
 class LossLog:
-    """loss.csv plus a loss.png plot, rewritten at each save.
+    """loss.csv plus a loss.png plot, redrawn at saves (at most once a minute) and at the end.
 
     Rows are appended whole (one ``write`` each); on resume the file is rewritten atomically
     with the complete rows up to the resumed step, so a killed run leaves no half line.
@@ -333,6 +337,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     step = 0
     say = None if accelerator.is_main_process else (lambda _line: None)
     state_dir = run_state.latest_state(out_dir, say) if resume else None
+    if accelerator.is_main_process:  # the only writer of out_dir
+        atomic.remove_temporaries(out_dir)
     if state_dir is not None:
         step = int(run_state.read_record(state_dir)["step"])
         run_state.load_weights(state_dir, "model.safetensors", model)
@@ -357,6 +363,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     log = LossLog(out_dir, step) if accelerator.is_main_process else None
     bar = tqdm(total=total, initial=step, disable=not (progress and accelerator.is_main_process))
     started = time.monotonic()
+    last_plot = started
     running = []
 
     def write_state(folder: Path) -> None:
@@ -370,7 +377,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
             torch.save(ema.state_dict(), folder / "ema.pt")
 
     def save(tag: str) -> Path:
-        nonlocal saved_step
+        nonlocal saved_step, last_plot
         unwrapped = accelerator.unwrap_model(runner).model
         ckpt = out_dir / f"{tag}.safetensors"
         if not accelerator.is_main_process:
@@ -397,7 +404,9 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
         )
         if ema is not None:
             ema.restore(unwrapped.parameters())
-        log.plot()
+        if tag == "final" or time.monotonic() - last_plot > PLOT_EVERY_S:
+            log.plot()
+            last_plot = time.monotonic()
         return ckpt
 
     runner.train()

@@ -74,6 +74,7 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True, resume: bool = True) -
     states = state_folder(cfg.output)
     step = 0
     state = run_state.latest_state(states) if resume else None
+    atomic.remove_temporaries(states)
     if state is not None:
         step = int(run_state.read_record(state)["step"])
         run_state.load_weights(state, "vae.safetensors", vae)
