@@ -1,7 +1,9 @@
 """The trainer: it learns, it resumes exactly, and it drops conditions at the configured rate."""
 
 import csv
+import dataclasses
 import json
+import logging
 
 import pytest
 import torch
@@ -94,3 +96,35 @@ def test_unknown_train_keys_raise(tmp_path):
     path.write_text(json.dumps({"learning_rate": 1}))
     with pytest.raises(ConfigError, match="unknown keys \\['learning_rate'\\]"):
         TrainConfig.from_file(path)
+
+
+def test_resume_skips_an_incomplete_state_and_a_damaged_one_is_one_line(
+    tmp_path, vae_file, caplog, capsys
+):
+    from truepose_core.cli import main
+
+    cfg = _config(tmp_path, vae_file, max_steps=3, save_every=1)
+    config = tmp_path / "train.json"
+    config.write_text(json.dumps(dataclasses.asdict(cfg)))
+    assert main(["train", "--config", str(config)]) == 0
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.glob("state-*")) == ["state-2", "state-3"]
+    # What a kill inside a save did before saves were atomic (the issue's state-24).
+    broken = run / "state-4"
+    broken.mkdir()
+    (broken / "model.safetensors").write_bytes((run / "state-3" / "model.safetensors").read_bytes())
+    (broken / "optimizer.pt").write_bytes((run / "state-3" / "optimizer.pt").read_bytes()[:100])
+    with caplog.at_level(logging.WARNING, logger="truepose"):
+        assert main(["train", "--config", str(config)]) == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        f"skipping {broken}: incomplete (no trainer.json; its save was interrupted)"
+    ]
+    assert len(_losses(run)) == 3
+    # A complete state damaged afterwards (a full disk): one line naming file and fallback.
+    optimizer = run / "state-3" / "optimizer.pt"
+    optimizer.write_bytes(optimizer.read_bytes()[:100])
+    capsys.readouterr()
+    assert main(["train", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert f"{optimizer}: 100 bytes" in err and "resume from state-2" in err
