@@ -5,7 +5,8 @@ import logging
 import pytest
 
 from tests.tiny_models import save_tiny_checkpoint
-from truepose_core.generate import generate_pairs, is_complete_image, shard
+from truepose_core.atomic import is_complete_image
+from truepose_core.generate import generate_pairs, shard
 
 
 @pytest.fixture(scope="module")

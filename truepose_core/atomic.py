@@ -129,3 +129,17 @@ def complete_lines(path: str | Path) -> list[str]:
     text = Path(path).read_text(errors="replace")
     lines = text.split("\n")
     return lines[:-1]  # the part after the last newline is empty or incomplete
+
+
+def is_complete_image(path: str | Path) -> bool:
+    """Whether ``path`` is an image file that decodes to its end (a resume check)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.verify()  # checks every chunk's checksum up to the end marker
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return True

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .atomic import atomic_file
+from .atomic import atomic_file, is_complete_image
 from .config import SamplingConfig
 from .errors import CheckpointError
 
@@ -27,18 +27,6 @@ _log = logging.getLogger("truepose")
 def shard(total: int, rank: int, world: int) -> list[int]:
     """The pair indices process ``rank`` of ``world`` generates; the shards are disjoint."""
     return list(range(rank, total, world))
-
-
-def is_complete_image(path: Path) -> bool:
-    """Whether ``path`` is an image file that decodes to the end."""
-    try:
-        with Image.open(path) as image:
-            image.verify()  # checks every chunk's checksum up to the end marker
-        with Image.open(path) as image:
-            image.load()
-    except (OSError, SyntaxError, ValueError):
-        return False
-    return True
 
 
 def _pipeline(checkpoint: Path, vae: str, clip: str, device: torch.device):
