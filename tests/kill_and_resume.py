@@ -1,6 +1,6 @@
 """Fault injection: kill ``truepose train`` and ``truepose generate`` with SIGKILL, resume.
 
-Run by ``test_fault_injection.py`` as ``python tests/kill_and_resume.py WORK``. The heavy
+Run by ``test_fault_injection.py`` as ``python -m tests.kill_and_resume WORK``. The heavy
 imports happen once here; each run is then a forked child that executes the real command
 (``cli.main``) and is killed at a seeded random moment, so a kill costs a fraction of a
 second rather than a fresh interpreter's start. Writes the same work uninterrupted, for
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import random
@@ -20,19 +21,27 @@ import time
 import traceback
 from pathlib import Path
 
-# Heavy imports before any fork; no torch computation happens in this parent process.
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot  # noqa: E402,F401
-import torch  # noqa: E402,F401
-from diffusers import AutoencoderKL  # noqa: E402,F401
-from tqdm.auto import tqdm  # noqa: E402,F401
+from truepose_core.cli import main as cli_main
+from truepose_core.generate import generate_pairs
 
-import truepose_core.generate  # noqa: E402,F401
-import truepose_core.train  # noqa: E402,F401
-from truepose_core.cli import main as cli_main  # noqa: E402
-from truepose_core.generate import generate_pairs  # noqa: E402
+#: Imported once before any fork, so a child starts at once; no torch computation happens
+#: in this parent process.
+PRELOAD = (
+    "matplotlib.pyplot",
+    "accelerate",
+    "diffusers",
+    "safetensors.torch",
+    "tqdm.auto",
+    "truepose_core.checkpoint",
+    "truepose_core.data.batch",
+    "truepose_core.data.synthfashion",
+    "truepose_core.pipeline",
+    "truepose_core.presets",
+    "truepose_core.sampling",
+    "truepose_core.train",
+)
 
 TRAIN_STEPS = 24
 GENERATE_PAIRS = 8
@@ -43,9 +52,9 @@ def _fork(work) -> int:
     pid = os.fork()
     if pid == 0:  # the child: do the work, never return into the parent's code
         os.dup2(2, 1)  # the parent's stdout carries only the summary
-        code = 0
+        code = 1
         try:
-            work()
+            code = work() or 0  # the command's exit status
         except BaseException:
             traceback.print_exc()
             code = 1
@@ -63,6 +72,7 @@ def _wait(pid: int) -> None:
 
 
 def _make_vae(path: Path) -> None:
+    from diffusers import AutoencoderKL
     from safetensors.torch import save_file
 
     from truepose_core.presets import tiny_vae_config
@@ -141,6 +151,11 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=60.0, help="seconds for the kills")
     parser.add_argument("--least", type=int, default=3, help="kills of each command, always")
     args = parser.parse_args()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    for name in PRELOAD:
+        importlib.import_module(name)
     work: Path = args.work
     work.mkdir(parents=True, exist_ok=True)
     rng = random.Random(args.seed)

@@ -23,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from .atomic import atomic_file
 from .config import TruePoseConfig
 from .errors import CheckpointError, ConfigError
 
@@ -156,9 +157,8 @@ def save_truepose(
         meta["vae_config"] = json.dumps(_unet_config(vae), sort_keys=True)
     meta.update(metadata or {})
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    tmp.replace(path)
+    with atomic_file(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
     return path
 
 
