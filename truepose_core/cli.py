@@ -62,6 +62,9 @@ def _cmd_train_vae(args: argparse.Namespace) -> int:
         lr=args.lr,
         chroma_weight=args.chroma_weight,
         init=args.init,
+        kind=args.kind,
+        images=args.images,
+        latent_channels=args.latent_channels,
     )
     print(f"vae: {train_vae(cfg)}")
     return 0
@@ -144,6 +147,16 @@ def build_parser() -> argparse.ArgumentParser:
     vae.add_argument("--lr", type=float, default=1e-3)
     vae.add_argument("--chroma-weight", type=float, default=2.0)
     vae.add_argument("--init", default="", help="continue from a VAE file written by train-vae")
+    vae.add_argument(
+        "--kind",
+        choices=("patch", "kl"),
+        default="patch",
+        help="patch: closed-form PCA of 8x8 cells (default); kl: AutoencoderKL by gradient",
+    )
+    vae.add_argument("--images", type=int, default=4000, help="training pairs to fit on")
+    vae.add_argument(
+        "--latent-channels", type=int, default=40, help="patch VAE: components per 8x8 cell"
+    )
     vae.set_defaults(func=_cmd_train_vae)
 
     gen = sub.add_parser("generate", help="generate images for a pair list (resumable, sharded)")
