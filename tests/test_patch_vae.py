@@ -43,14 +43,17 @@ def test_full_rank_patch_vae_is_exact():
     assert z.shape == (2, 192, 4, 3)
 
 
-def test_latents_are_whitened_and_decode_is_the_projection():
+def test_latents_are_principal_components_and_decode_is_the_projection():
     vae = _fitted()
     x = _images(8)
     with torch.no_grad():
         z = vae.encode(x).latent_dist.mean
         again = vae.encode(vae.decode(z).sample).latent_dist.mean
-    # Unit variance per channel on the data it was fitted on, as the noise schedule expects.
-    torch.testing.assert_close(z.std(dim=(0, 2, 3)), torch.ones(CHANNELS), atol=0.05, rtol=0)
+    # Unit variance overall on the data it was fitted on, as the noise schedule expects; the
+    # channels are not whitened: variance falls from the first component to the last.
+    assert abs(float(z.pow(2).mean()) - 1) < 0.05
+    variance = z.var(dim=(0, 2, 3))
+    assert bool((variance[:-1] >= variance[1:] - 1e-4).all()) and variance[0] > 5 * variance[-1]
     # Decoding lands in the span, so encoding it again changes nothing (a projection).
     torch.testing.assert_close(again, z, atol=1e-3, rtol=0)
     assert vae_geometry(vae) == (8, CHANNELS)

@@ -3,10 +3,17 @@
 Stable Diffusion's /8, 4-channel layout leaves 4 numbers for each 8x8x3 pixel cell, which
 cannot hold 2-3 px stripes or printed words at 128x88. This VAE keeps SD's /8 grid but
 stores ``latent_channels`` numbers per cell: each cell's 192 pixel values are projected on
-their principal components (fitted on training images), and each component is divided by
-its standard deviation so that every latent channel has unit variance, as a diffusion
-model's noise schedule expects. Encoding and decoding are exact linear maps (decode is the
-pseudo-inverse of encode), so there is nothing to train by gradient and nothing to blur.
+their principal components (fitted on training images). Encoding and decoding are exact
+linear maps (decode is the pseudo-inverse of encode), so there is nothing to train by
+gradient and nothing to blur.
+
+The components are not whitened: all share one scale that gives the latents unit variance
+overall. The basis is orthonormal, so a latent error is the same pixel error in every
+channel and the diffusion loss weighs channels as pixels do; fine-detail channels keep
+their small variance, so noise covers them early in the forward process and the model
+resolves them last, as in pixel-space diffusion. (Whitening every component to unit
+variance made a first model's noise predictions at high noise far worse for the same
+training time: its samples diverged.)
 
 The module answers diffusers' ``AutoencoderKL`` calls (``encode(x).latent_dist.mean``,
 ``decode(z).sample``) so every host uses it unchanged.
@@ -27,7 +34,7 @@ PATCH_VAE_KIND = "patch"
 
 
 class PatchVAE(ModelMixin, ConfigMixin):
-    """Cells of ``factor`` x ``factor`` pixels -> ``latent_channels`` whitened PCA coefficients."""
+    """Cells of ``factor`` x ``factor`` pixels -> ``latent_channels`` PCA coefficients."""
 
     @register_to_config
     def __init__(
@@ -58,7 +65,9 @@ class PatchVAE(ModelMixin, ConfigMixin):
         k = self.config.latent_channels
         self.mean.copy_(mean)
         self.basis.copy_(vh[:k])
-        self.scale.copy_(singular[:k] / (cells.shape[0] - 1) ** 0.5)
+        # One scale for every channel: the RMS of the kept components' standard deviations.
+        std = singular[:k] / (cells.shape[0] - 1) ** 0.5
+        self.scale.copy_(std.pow(2).mean().sqrt().expand(k))
         return self
 
     def _encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -64,8 +64,8 @@ def tiny_vae_config(channels: tuple[int, ...] = (16, 32, 64, 64)) -> dict[str, A
 
 
 def synthfashion_patch_vae_config() -> dict[str, Any]:
-    """The shipped model's VAE: /8 cells, 40 whitened principal components each (a 4.8x
-    compression; 28 dB on held-out SynthFashion images where SD's 4 channels reach ~20)."""
+    """The shipped model's VAE: /8 cells, 40 principal components each (a 4.8x compression;
+    28 dB on held-out SynthFashion images where SD's 4 channels reach ~20)."""
     return {"in_channels": 3, "latent_channels": 40, "factor": 8, "vae_kind": "patch"}
 
 

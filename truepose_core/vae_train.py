@@ -3,7 +3,7 @@
 Stable Diffusion's VAE cannot be downloaded everywhere, so the self-contained SynthFashion
 model brings its own. Two kinds:
 
-- ``patch`` (the default): a :class:`~.patch_vae.PatchVAE`, SD's /8 grid with 40 whitened
+- ``patch`` (the default): a :class:`~.patch_vae.PatchVAE`, SD's /8 grid with 40
   principal components per cell, fitted in closed form on ``images`` training images.
 - ``kl``: a diffusers ``AutoencoderKL`` with SD's /8 downsampling and 4 latent channels,
   fitted with L1 + MSE reconstruction and a small KL term (the first shipped model's VAE;
