@@ -155,7 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     vae.add_argument("--images", type=int, default=4000, help="training pairs to fit on")
     vae.add_argument(
-        "--latent-channels", type=int, default=40, help="patch VAE: components per 8x8 cell"
+        "--latent-channels",
+        type=int,
+        default=0,
+        help="patch VAE: components per 8x8 cell (default: the shipped model's 36)",
     )
     vae.set_defaults(func=_cmd_train_vae)
 

@@ -40,7 +40,7 @@ class PatchVAE(ModelMixin, ConfigMixin):
     def __init__(
         self,
         in_channels: int = 3,
-        latent_channels: int = 40,
+        latent_channels: int = 36,
         factor: int = 8,
         vae_kind: str = PATCH_VAE_KIND,
     ):

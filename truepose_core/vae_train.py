@@ -3,7 +3,7 @@
 Stable Diffusion's VAE cannot be downloaded everywhere, so the self-contained SynthFashion
 model brings its own. Two kinds:
 
-- ``patch`` (the default): a :class:`~.patch_vae.PatchVAE`, SD's /8 grid with 40
+- ``patch`` (the default): a :class:`~.patch_vae.PatchVAE`, SD's /8 grid with 36
   principal components per cell, fitted in closed form on ``images`` training images.
 - ``kl``: a diffusers ``AutoencoderKL`` with SD's /8 downsampling and 4 latent channels,
   fitted with L1 + MSE reconstruction and a small KL term (the first shipped model's VAE;
@@ -40,8 +40,8 @@ class VAETrainConfig:
     init: str = ""
     #: "patch" (closed-form PatchVAE) or "kl" (AutoencoderKL trained by gradient).
     kind: str = "patch"
-    #: PatchVAE: principal components kept per 8x8 cell.
-    latent_channels: int = 40
+    #: PatchVAE: principal components kept per 8x8 cell (0: the preset's).
+    latent_channels: int = 0
 
 
 def fit_patch_vae(cfg: VAETrainConfig):
@@ -50,7 +50,9 @@ def fit_patch_vae(cfg: VAETrainConfig):
     from .patch_vae import PatchVAE
     from .presets import synthfashion_patch_vae_config
 
-    config = {**synthfashion_patch_vae_config(), "latent_channels": cfg.latent_channels}
+    config = synthfashion_patch_vae_config()
+    if cfg.latent_channels:
+        config["latent_channels"] = cfg.latent_channels
     data = SynthFashion(size=tuple(cfg.size), length=cfg.images, seed=cfg.seed + 101, split="train")
     images = []
     for i in range(len(data)):
