@@ -146,8 +146,13 @@ def build_comfy_unet(
     state_dict: Mapping[str, torch.Tensor],
     latent_scale: float,
     what: str,
+    latent_rgb: tuple[torch.Tensor, torch.Tensor] | None = None,
 ):
-    """A ComfyUI ModelPatcher around an SD1.5-layout model carrying diffusers weights."""
+    """A ComfyUI ModelPatcher around an SD1.5-layout model carrying diffusers weights.
+
+    A UNet for a VAE with other than SD's 4 latent channels (the PatchVAE) gets a latent
+    format with its channel count, and ``latent_rgb`` (factors, bias) for the previews.
+    """
     import comfy.model_management as mm
     import comfy.model_patcher
     import comfy.ops
@@ -159,6 +164,17 @@ def build_comfy_unet(
     model_config.unet_config["num_heads"] = heads
     model_config.unet_config["num_head_channels"] = -1
     model_config.latent_format.scale_factor = float(latent_scale)
+    channels = int(diffusers_config.get("in_channels", 4))
+    if channels != model_config.latent_format.latent_channels:
+        fmt = model_config.latent_format
+        fmt.latent_channels = channels
+        fmt.taesd_decoder_name = None  # SD's TAESD reads 4 channels
+        fmt.latent_rgb_factors = fmt.latent_rgb_factors_bias = None
+        if latent_rgb is not None:
+            factors, bias = latent_rgb
+            # ComfyUI's previews map latents to -1..1 colours: x0 @ factors + bias.
+            fmt.latent_rgb_factors = (factors * float(latent_scale) ** -1).tolist()
+            fmt.latent_rgb_factors_bias = bias.tolist()
     load_device = mm.get_torch_device()
     offload_device = mm.unet_offload_device()
     params = sum(v.numel() for v in state_dict.values())
@@ -171,6 +187,10 @@ def build_comfy_unet(
         base = comfy.ops.pick_operations(unet_dtype, manual_cast, load_device=load_device)
         model_config.custom_operations = _group_norm_operations(base, groups)
     model = model_config.get_model({}, "", device=offload_device)
+    if channels != 4:
+        # ComfyUI takes "more than 4 input channels" for an inpainting UNet that concatenates
+        # a mask and a masked image; this UNet reads exactly its VAE's latent channels.
+        model.concat_keys = ()
     mapping = comfy.utils.unet_to_diffusers(model_config.unet_config)  # diffusers -> ComfyUI
     converted = {mapping[k]: v for k, v in state_dict.items() if k in mapping}
     unmapped = sorted(set(state_dict) - set(mapping))
@@ -270,8 +290,11 @@ def handle_from_loaded(loaded: LoadedTruePose, name: str) -> tuple[Any, TruePose
     model: TruePoseModel = loaded.model
     states = loaded.unet_states
     scale = loaded.config.latent_scale
+    latent_rgb = None
+    if loaded.vae is not None and hasattr(loaded.vae, "latent_rgb"):
+        latent_rgb = loaded.vae.latent_rgb()
     target = build_comfy_unet(
-        loaded.unet_config, states.pop("target_unet"), scale, f"{name} (TargetNet)"
+        loaded.unet_config, states.pop("target_unet"), scale, f"{name} (TargetNet)", latent_rgb
     )
     source = build_comfy_unet(
         loaded.unet_config, states.pop("source_unet"), scale, f"{name} (SourceNet)"
@@ -301,15 +324,16 @@ class EmbeddedVAE:
     which the small models' 16-channel VAE blocks cannot have.
     """
 
-    downscale_ratio = 8
-    upscale_ratio = 8
-    latent_channels = 4
     latent_dim = 2
     output_channels = 3
 
     def __init__(self, vae: nn.Module):
         import comfy.model_management as mm
 
+        from truepose_core.patch_vae import vae_geometry
+
+        factor, self.latent_channels = vae_geometry(vae)
+        self.downscale_ratio = self.upscale_ratio = factor
         self.first_stage_model = vae.eval().requires_grad_(False)
         self.device = mm.vae_device()
         self.output_device = mm.intermediate_device()
@@ -333,7 +357,8 @@ class EmbeddedVAE:
 
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        h, w = pixels.shape[1] // 8 * 8, pixels.shape[2] // 8 * 8
+        f = self.downscale_ratio
+        h, w = pixels.shape[1] // f * f, pixels.shape[2] // f * f
         top, left = (pixels.shape[1] - h) // 2, (pixels.shape[2] - w) // 2
         pixels = pixels[:, top : top + h, left : left + w, :3]
         device, dtype = self._load()

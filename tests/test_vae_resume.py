@@ -1,4 +1,4 @@
-"""``truepose train-vae`` resumes from its newest state exactly as if never stopped."""
+"""``truepose train-vae --kind kl`` resumes from its newest state exactly as if never stopped."""
 
 import shutil
 
@@ -11,7 +11,7 @@ from truepose_core.vae_train import VAETrainConfig, state_folder, train_vae
 
 def _config(folder, **changes):
     base = dict(output=str(folder / "vae.safetensors"), size=(64, 64), images=8, batch_size=2)
-    return VAETrainConfig(**{**base, "steps": 4, "save_every": 2, **changes})
+    return VAETrainConfig(**{**base, "kind": "kl", "steps": 4, "save_every": 2, **changes})
 
 
 def test_a_run_resumed_from_a_state_ends_bit_equal(tmp_path):

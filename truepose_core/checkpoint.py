@@ -2,8 +2,9 @@
 
 Keys: ``target_unet.`` and ``source_unet.`` (diffusers names), ``fusion.<layer>.``,
 ``pose_encoder.``, ``context_proj.``; a self-contained small model also embeds ``vae.``
-(diffusers ``AutoencoderKL``) and ``clip.`` (an open_clip image tower). Metadata holds
-``format``, ``truepose_config``, ``unet_config`` and, when embedded, ``vae_config``.
+(a diffusers ``AutoencoderKL`` or a :class:`~.patch_vae.PatchVAE`) and ``clip.`` (an
+open_clip image tower). Metadata holds ``format``, ``truepose_config``, ``unet_config`` and,
+when embedded, ``vae_config``.
 Loading is strict: every missing, unexpected or mis-shaped key is reported with the file.
 Pickles are never executed: ``.safetensors`` or ``torch.load(weights_only=True)`` only.
 """
@@ -223,10 +224,11 @@ def load_truepose(
     strictly against the config, and their tensors come back as
     :attr:`LoadedTruePose.unet_states`, on the CPU as stored.
     """
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
 
     from .clip_regions import build_clip_vision
     from .model import TruePoseModel
+    from .patch_vae import vae_from_config
 
     path = Path(path)
     metadata = read_metadata(path)
@@ -240,7 +242,10 @@ def load_truepose(
     except ConfigError as exc:
         raise CheckpointError(f"{path}: invalid truepose_config metadata: {exc}") from exc
     unet_cfg = _json_field(path, metadata, "unet_config")
-    check_sd15_family(path, unet_cfg)
+    latent_channels = 4
+    if "vae_config" in metadata:
+        latent_channels = int(_json_field(path, metadata, "vae_config").get("latent_channels", 4))
+    check_sd15_family(path, unet_cfg, latent_channels)
     state = read_state_dict(path)
     try:
         # Without real UNets, shape-only ("meta") ones give the layer layout and key shapes.
@@ -275,7 +280,7 @@ def load_truepose(
             _load_into(path, prefix, module, parts[prefix])
     vae = clip = None
     if parts["vae."]:
-        vae = AutoencoderKL.from_config(_json_field(path, metadata, "vae_config"))
+        vae = vae_from_config(_json_field(path, metadata, "vae_config"))
         _load_into(path, "vae.", vae, parts["vae."])
         vae = vae.eval().requires_grad_(False)
     if parts["clip."]:
@@ -290,8 +295,14 @@ def load_truepose(
     )
 
 
-def check_sd15_family(path: Path | str, unet_config: Mapping[str, Any]) -> None:
-    """Refuse SD2 / SDXL / other UNets where an SD1.5-layout UNet is expected."""
+def check_sd15_family(
+    path: Path | str, unet_config: Mapping[str, Any], latent_channels: int = 4
+) -> None:
+    """Refuse SD2 / SDXL / other UNets where an SD1.5-layout UNet is expected.
+
+    ``latent_channels`` is SD's 4 unless the checkpoint embeds a VAE with another layout
+    (the SynthFashion model's PatchVAE); the UNet must read and write exactly that many.
+    """
     if unet_config.get("addition_embed_type") or unet_config.get("class_embed_type"):
         raise CheckpointError(
             f"{path}: the UNet has extra embeddings ({unet_config.get('addition_embed_type')}); "
@@ -302,9 +313,12 @@ def check_sd15_family(path: Path | str, unet_config: Mapping[str, Any]) -> None:
             f"{path}: the UNet uses linear attention projections (SD2-style); "
             "TruePose needs an SD1.5-layout UNet"
         )
-    if unet_config.get("in_channels", 4) != 4:
+    channels = (unet_config.get("in_channels", 4), unet_config.get("out_channels", 4))
+    if channels != (latent_channels, latent_channels):
+        what = "SD1.5" if latent_channels == 4 else "the embedded VAE's latent channels"
         raise CheckpointError(
-            f"{path}: UNet has {unet_config.get('in_channels')} input channels, expected 4 (SD1.5)"
+            f"{path}: UNet has {channels[0]} input / {channels[1]} output channels, expected "
+            f"{latent_channels} ({what})"
         )
 
 

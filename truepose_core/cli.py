@@ -63,6 +63,9 @@ def _cmd_train_vae(args: argparse.Namespace) -> int:
         chroma_weight=args.chroma_weight,
         init=args.init,
         save_every=args.save_every,
+        kind=args.kind,
+        images=args.images,
+        latent_channels=args.latent_channels,
     )
     print(f"vae: {train_vae(cfg, resume=not args.no_resume)}")
     return 0
@@ -145,8 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
     vae.add_argument("--lr", type=float, default=1e-3)
     vae.add_argument("--chroma-weight", type=float, default=2.0)
     vae.add_argument("--init", default="", help="continue from a VAE file written by train-vae")
-    vae.add_argument("--save-every", type=int, default=100, help="steps between resumable states")
-    vae.add_argument("--no-resume", action="store_true", help="ignore saved state of --output")
+    vae.add_argument("--save-every", type=int, default=100, help="kl: steps between states")
+    vae.add_argument("--no-resume", action="store_true", help="kl: ignore saved states")
+    vae.add_argument(
+        "--kind",
+        choices=("patch", "kl"),
+        default="patch",
+        help="patch: closed-form PCA of 8x8 cells (default); kl: AutoencoderKL by gradient",
+    )
+    vae.add_argument("--images", type=int, default=4000, help="training pairs to fit on")
+    vae.add_argument(
+        "--latent-channels",
+        type=int,
+        default=0,
+        help="patch VAE: components per 8x8 cell (default: the shipped model's 36)",
+    )
     vae.set_defaults(func=_cmd_train_vae)
 
     gen = sub.add_parser("generate", help="generate images for a pair list (resumable, sharded)")

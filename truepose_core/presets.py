@@ -22,16 +22,22 @@ TINY_CLIP_VISION: dict[str, Any] = {
 
 
 def tiny_unet_config(
-    channels: tuple[int, ...] = (32, 64), context_dim: int = 64, layers_per_block: int = 1
+    channels: tuple[int, ...] = (32, 64),
+    context_dim: int = 64,
+    layers_per_block: int = 1,
+    latent_channels: int = 4,
 ) -> dict[str, Any]:
-    """An SD1.5-layout diffusers UNet config: every level but the last has attention."""
+    """An SD1.5-layout diffusers UNet config: every level but the last has attention.
+
+    ``latent_channels`` follows the VAE (4 for SD's, more for :class:`PatchVAE`).
+    """
     levels = len(channels)
     down = ["CrossAttnDownBlock2D"] * (levels - 1) + ["DownBlock2D"]
     up = ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * (levels - 1)
     return {
         "sample_size": 16,
-        "in_channels": 4,
-        "out_channels": 4,
+        "in_channels": latent_channels,
+        "out_channels": latent_channels,
         "down_block_types": down,
         "up_block_types": up,
         "block_out_channels": list(channels),
@@ -55,6 +61,16 @@ def tiny_vae_config(channels: tuple[int, ...] = (16, 32, 64, 64)) -> dict[str, A
         "norm_num_groups": 8,
         "sample_size": 128,
     }
+
+
+def synthfashion_patch_vae_config() -> dict[str, Any]:
+    """The shipped model's VAE: /8 cells, 36 principal components each (a 5.3x compression;
+    about 28 dB on held-out SynthFashion images, where SD's 4 channels reached 19).
+
+    The UNet that reads it needs a first level at least twice as wide as the latent (80 for
+    36): at high noise it must pass every channel's noise through, and SiLU keeps about
+    half of each feature's sign."""
+    return {"in_channels": 3, "latent_channels": 36, "factor": 8, "vae_kind": "patch"}
 
 
 def synthfashion_vae_config() -> dict[str, Any]:

@@ -142,6 +142,7 @@ def load_vae(path: str):
     from diffusers import AutoencoderKL
 
     from .checkpoint import read_metadata, read_state_dict
+    from .patch_vae import vae_from_config
 
     if not path:
         raise ConfigError("train config: 'vae' is empty; train one with 'truepose train-vae' first")
@@ -152,7 +153,7 @@ def load_vae(path: str):
     meta = read_metadata(p)
     if "vae_config" not in meta:
         raise ConfigError(f"vae {p}: no 'vae_config' metadata; not written by truepose train-vae")
-    vae = AutoencoderKL.from_config(json.loads(meta["vae_config"]))
+    vae = vae_from_config(json.loads(meta["vae_config"]))
     state = read_state_dict(p)
     state = {k.removeprefix("vae."): v for k, v in state.items()}
     vae.load_state_dict(state, strict=True)

@@ -1,13 +1,21 @@
-"""``truepose train-vae``: a small SD-style VAE for SynthFashion.
+"""``truepose train-vae``: a small VAE for SynthFashion.
 
 Stable Diffusion's VAE cannot be downloaded everywhere, so the self-contained SynthFashion
-model trains its own: a diffusers ``AutoencoderKL`` with SD's /8 downsampling and 4 latent
-channels, fitted with L1 + MSE reconstruction and a small KL term. Like SD's 0.18215, the
-scale that gives unit-variance latents is measured at the end and stored with the weights.
+model brings its own. Two kinds:
 
-The run saves ``state-<step>`` folders beside the output (``<output stem>-states/``) and
-resumes from the newest complete one. Data and any noise of a step come from (seed, step),
-so a resumed run takes exactly the steps an uninterrupted one would.
+- ``patch`` (the default): a :class:`~.patch_vae.PatchVAE`, SD's /8 grid with 36
+  principal components per cell, fitted in closed form on ``images`` training images.
+- ``kl``: a diffusers ``AutoencoderKL`` with SD's /8 downsampling and 4 latent channels,
+  fitted with L1 + MSE reconstruction and a small KL term (the first shipped model's VAE;
+  it cannot hold thin stripes, see the README).
+
+Like SD's 0.18215, the scale that gives unit-variance latents is measured at the end and
+stored with the weights.
+
+The ``kl`` kind saves ``state-<step>`` folders beside the output (``<output stem>-states/``)
+and resumes from the newest complete one. Data and any noise of a step come from (seed,
+step), so a resumed run takes exactly the steps an uninterrupted one would. The ``patch`` fit
+has no steps; a killed fit is simply run again. Either output is replaced atomically.
 """
 
 from __future__ import annotations
@@ -35,8 +43,29 @@ class VAETrainConfig:
     seed: int = 0
     #: A VAE file written by this command to continue from (empty: random initialisation).
     init: str = ""
-    #: Steps between resumable states; a state is also saved at the end of every run.
+    #: "patch" (closed-form PatchVAE) or "kl" (AutoencoderKL trained by gradient).
+    kind: str = "patch"
+    #: PatchVAE: principal components kept per 8x8 cell (0: the preset's).
+    latent_channels: int = 0
+    #: ``kl``: steps between resumable states; a state is also saved at the end of every run.
     save_every: int = 100
+
+
+def fit_patch_vae(cfg: VAETrainConfig):
+    """PCA of the 8x8 cells of ``cfg.images`` training images (sources and targets)."""
+    from .data.synthfashion import SynthFashion
+    from .patch_vae import PatchVAE
+    from .presets import synthfashion_patch_vae_config
+
+    config = synthfashion_patch_vae_config()
+    if cfg.latent_channels:
+        config["latent_channels"] = cfg.latent_channels
+    data = SynthFashion(size=tuple(cfg.size), length=cfg.images, seed=cfg.seed + 101, split="train")
+    images = []
+    for i in range(len(data)):
+        item = data[i]
+        images += [item["source_image"], item["target_image"]]
+    return PatchVAE.from_config(config).fit(torch.stack(images)), config, data
 
 
 def state_folder(output: str | Path) -> Path:
@@ -60,6 +89,13 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True, resume: bool = True) -
     from .train import step_generator
 
     torch.manual_seed(cfg.seed)
+    if cfg.kind == "patch":
+        vae, vae_config, data = fit_patch_vae(cfg)
+        return _save(cfg, vae, vae_config, data)
+    if cfg.kind != "kl":
+        from .errors import ConfigError
+
+        raise ConfigError(f"train-vae: kind must be 'patch' or 'kl', got {cfg.kind!r}")
     vae_config = synthfashion_vae_config()
     if cfg.init:
         from .train import load_vae
@@ -127,6 +163,14 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True, resume: bool = True) -
     bar.close()
     if saved_step != step:  # a run stopped by max_minutes continues from here next time
         run_state.save_state(states, step, write_state)
+    return _save(cfg, vae, vae_config, data)
+
+
+def _save(cfg: VAETrainConfig, vae, vae_config: dict, data) -> Path:
+    from safetensors.torch import save_file
+
+    from . import atomic
+
     vae.eval()
     with torch.no_grad():
         probe = torch.stack([data[i]["source_image"] for i in range(min(64, len(data)))])
