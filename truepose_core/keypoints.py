@@ -266,7 +266,8 @@ class Pose:
         return self.present & inside
 
     def resized(self, width: int, height: int) -> Pose:
-        """The same pose on a ``width`` x ``height`` canvas (coordinates scaled per axis)."""
+        """The same pose on a ``width`` x ``height`` canvas (coordinates scaled per axis; to
+        keep proportions across aspects use :func:`truepose_core.fit.fit_pose`)."""
         width, height = _check_canvas(width, height, "Pose.resized")
         scale = np.array([width / self.width, height / self.height], dtype=np.float64)
         xy = (self.xy.astype(np.float64) * scale).astype(np.float32)
