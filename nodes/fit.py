@@ -10,7 +10,7 @@ from comfy_api.latest import io
 
 from ..truepose_core import fit
 from ..truepose_core.errors import ConfigError
-from ..truepose_core.images import MAX_SIDE, MIN_SIDE, MULTIPLE, check_size, to_rgb_float
+from ..truepose_core.images import MAX_SIDE, MIN_SIDE, MULTIPLE, to_rgb_float
 from ..truepose_core.keypoints import require_visible
 from ..truepose_core.preview import overlay_skeletons
 from . import runtime
@@ -24,6 +24,11 @@ def target_size(handle, image_hw: tuple[int, int], width: int, height: int) -> t
     """(width, height) to fit into: the widgets, else the checkpoint's training size, else
     the image's own size rounded down to a multiple of 8."""
     if width and height:
+        if min(width, height) < MIN_SIDE or width % MULTIPLE or height % MULTIPLE:
+            raise ConfigError(
+                f"TruePose Fit Inputs: width x height {width}x{height}; set both to at least "
+                f"{MIN_SIDE} px and multiples of {MULTIPLE} (or 0 for the training size)"
+            )
         return int(width), int(height)
     if width or height:
         raise ConfigError(
@@ -174,7 +179,6 @@ class FitInputs(io.ComfyNode):
         with node_errors():
             rgb = to_rgb_float(image, "TruePose Fit Inputs image")
             tw, th = target_size(truepose, tuple(rgb.shape[1:3]), width, height)
-            check_size(th, tw, "TruePose Fit Inputs width x height")
             transform = fit.fit_transform(rgb.shape[2], rgb.shape[1], tw, th, mode)
             fitted = fit.fit_image(rgb, transform)
             fitted_parsing = None

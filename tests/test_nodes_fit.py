@@ -135,6 +135,10 @@ def test_default_size_is_the_checkpoint_training_size(comfy, loaded):
     assert out[0].shape == (1, h, w, 3) and out[1] is None and out[2] is None
     no_model = _fit(comfy, _photo("chelsea", 451, 300), "letterbox", 0, 0).result
     assert no_model[0].shape == (1, 296, 448, 3)  # the photo's size rounded to 8
+    with _raises(comfy, "ConfigError", "width x height 36x64; set both to at least 64"):
+        _fit(comfy, _photo("chelsea", 451, 300), "letterbox", 36, 64)
+    with _raises(comfy, "ConfigError", "set both"):
+        _fit(comfy, _photo("chelsea", 451, 300), "letterbox", 352, 0)
 
 
 def test_unfit_image_puts_the_result_back_on_the_photo(comfy):
