@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from . import demo, inspect, loader, parse, patch, pose, sampler, source
+from . import demo, fit, inspect, loader, parse, patch, pose, sampler, source
 
 NODE_LIST: list[type[io.ComfyNode]] = [
+    *fit.NODES,
     *pose.NODES,
     *parse.NODES,
     *loader.NODES,

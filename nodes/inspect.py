@@ -7,10 +7,12 @@ from comfy_api.latest import io
 from torch.nn import functional as F
 
 from ..truepose_core.errors import BatchError
+from ..truepose_core.fit import fit_pose
 from ..truepose_core.images import to_rgb_float
 from ..truepose_core.metrics import image_metrics
 from ..truepose_core.model import default_source_rows
 from ..truepose_core.parsing import get_label_set, selection_mask, token_mask
+from ..truepose_core.preview import overlay_skeletons
 from ..truepose_core.unet_layers import level_sizes
 from . import runtime
 from .errors import node_errors
@@ -38,8 +40,8 @@ def attention_map(handle, encoding, poses, sigma: float, delta: float) -> torch.
     h, w = enc.parsing.shape[-2:]
     rows = default_source_rows(enc.batch, len(poses), None, device)
     label_set = get_label_set(handle.config.label_set)
-    resized = [pose.resized(int(w), int(h)) for pose in poses]
-    masks = selection_mask(enc.parsing[rows], resized, label_set)
+    fitted = [fit_pose(pose, int(w), int(h)) for pose in poses]
+    masks = selection_mask(enc.parsing[rows], fitted, label_set)
     layers = handle.layers
     sizes = level_sizes(enc.latent_hw, 1 + max(layer.level for layer in layers))
     total = torch.zeros(len(poses), 1, h, w, device=device)
@@ -109,7 +111,11 @@ class AttentionMap(io.ComfyNode):
                 ),
             ],
             outputs=[
-                io.Image.Output(display_name="overlay", tooltip="Heat map over the source."),
+                io.Image.Output(
+                    display_name="overlay",
+                    tooltip="Heat map over the source, with the target skeleton as the model "
+                    "gets it (fitted into the source frame).",
+                ),
                 io.Mask.Output(display_name="attention", tooltip="Attention scaled to 0..1."),
             ],
         )
@@ -129,7 +135,11 @@ class AttentionMap(io.ComfyNode):
                 )
             rows = default_source_rows(image.shape[0], heat.shape[0], None, torch.device("cpu"))
             overlay = (1 - opacity) * image[rows] + opacity * _heat_colours(heat)
-            return io.NodeOutput(overlay.clamp(0, 1), heat)
+            # The skeleton as the model gets it: fitted into the source frame.
+            h, w = heat.shape[1:3]
+            fitted = [fit_pose(pose, int(w), int(h)) for pose in poses]
+            overlay = overlay_skeletons(overlay.clamp(0, 1), fitted, brightness=1.0)
+            return io.NodeOutput(overlay, heat)
 
 
 class Metrics(io.ComfyNode):

@@ -13,7 +13,7 @@ from comfy_api.latest import io
 
 from ..truepose_core import parsing, schp
 from ..truepose_core.errors import ParsingError
-from ..truepose_core.images import check_size, to_rgb_float
+from ..truepose_core.images import check_parser_size, to_rgb_float
 from .errors import node_errors
 from .model_folders import SCHP_FOLDER, resolve_model_path
 from .types import ParsingBatch, ParsingSocket
@@ -104,7 +104,7 @@ class HumanParse(io.ComfyNode):
                     "image",
                     tooltip=(
                         "Person images, RGB 0..1 (RGBA is composited on white, grayscale "
-                        "repeated), 64..2048 pixels a side."
+                        "repeated), any size from 16 pixels a side that fits in memory."
                     ),
                 ),
                 io.Combo.Input(
@@ -125,7 +125,7 @@ class HumanParse(io.ComfyNode):
             import comfy.model_management as mm
 
             image = to_rgb_float(image, "HumanParse image")
-            check_size(image.shape[1], image.shape[2], "HumanParse image", multiple=1)
+            check_parser_size(image.shape[1], image.shape[2], "HumanParse image")
             path = resolve_schp_path(schp_model)
             parser = schp.load_schp(path, device=mm.unet_offload_device())
             labels = parse_images(parser, image)

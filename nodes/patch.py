@@ -36,7 +36,7 @@ class HPFAPatchModel(io.ComfyNode):
                     "target_pose",
                     tooltip=(
                         "Target pose(s): 18 OpenPose keypoints, x/y in pixels of their frame "
-                        "(rescaled to the source image's size), confidence 0 = missing."
+                        "(letterboxed into the source frame, aspect kept), confidence 0 = missing."
                     ),
                 ),
                 *mask_weight_inputs(),

@@ -16,22 +16,68 @@ from comfy_api.latest import io
 
 from ..truepose_core import keypoints
 from ..truepose_core.errors import PoseError
-from ..truepose_core.keypoints import DEEPFASHION_HEIGHT, DEEPFASHION_WIDTH
+from ..truepose_core.fit import fit_pose
+from ..truepose_core.images import MAX_SIDE
+from ..truepose_core.keypoints import DEEPFASHION_HEIGHT, DEEPFASHION_WIDTH, LARGEST_PERSON
 from .errors import node_errors
 from .types import PoseKeypointSocket, PoseSocket
 
 CATEGORY = "TruePose/pose"
 NO_FILE = "(none)"
 JSON_EXTENSIONS = (".json",)
-MAX_SIDE = 8192
 
 POSE_OUTPUT_TOOLTIP = (
     "One pose per frame: 18 OpenPose keypoints, x/y in pixels of the frame, confidence 0..1 "
     "(0 = missing)."
 )
 PREVIEW_OUTPUT_TOOLTIP = (
-    "Skeletons drawn on black, one image per pose, at the first pose's frame size."
+    "Skeletons drawn on black, one image per pose, at the first pose's frame size; other "
+    "people of a frame are drawn in dim gray under the chosen one."
 )
+
+
+def person_inputs() -> list[io.Input]:
+    """The ``person_index`` and ``coordinates`` inputs of the nodes that read people."""
+    return [
+        io.Int.Input(
+            "person_index",
+            default=LARGEST_PERSON,
+            min=LARGEST_PERSON,
+            max=1000,
+            optional=True,
+            tooltip=(
+                "Which person of each frame (0 = first listed); -1 = the largest person "
+                "(widest box around their visible joints). The preview shows the chosen "
+                "person in colour, the others in gray."
+            ),
+        ),
+        io.Combo.Input(
+            "coordinates",
+            options=list(keypoints.COORDINATES),
+            default="auto",
+            optional=True,
+            tooltip=(
+                "Units of x/y. auto: pixels unless the whole frame lies in 0..1 (give or "
+                "take 0.5); 0..1 frames with canvas_width/canvas_height are read the way "
+                "comfyui_controlnet_aux's OpenPose writes them (0..1 of the canvas padded "
+                "to a multiple of 64)."
+            ),
+        ),
+    ]
+
+
+def chosen_output(people_per_frame: list[list[keypoints.Pose]], person_index: int, what: str):
+    """The chosen pose of each frame and a preview that shows the choice."""
+    poses, frames = [], []
+    width = height = None
+    for f, people in enumerate(people_per_frame):
+        index = keypoints.choose_person(people, int(person_index), f"{what} frame {f}")
+        poses.append(people[index])
+        if width is None:
+            width, height = people[index].width, people[index].height
+        frames.append(keypoints.render_people(people, index, width, height))
+    preview = torch.from_numpy(np.stack(frames)).float().div(255.0)
+    return io.NodeOutput(poses, preview)
 
 
 def render_previews(poses: list[keypoints.Pose]) -> torch.Tensor:
@@ -69,7 +115,8 @@ class PoseFromKeypoint(io.ComfyNode):
             category=CATEGORY,
             description=(
                 "Reads the POSE_KEYPOINT output of the OpenPose or DWPose preprocessor "
-                "(comfyui_controlnet_aux) and keeps the first person of each frame."
+                "(comfyui_controlnet_aux) and keeps one person of each frame: the largest, "
+                "or person_index."
             ),
             inputs=[
                 PoseKeypointSocket.Input(
@@ -80,14 +127,18 @@ class PoseFromKeypoint(io.ComfyNode):
                         "0..1 of the canvas (OpenPose) or pixels (DWPose), detected per frame."
                     ),
                 ),
+                *person_inputs(),
             ],
             outputs=_pose_outputs(),
         )
 
     @classmethod
-    def execute(cls, pose_keypoint) -> io.NodeOutput:
+    def execute(
+        cls, pose_keypoint, person_index: int = LARGEST_PERSON, coordinates: str = "auto"
+    ) -> io.NodeOutput:
         with node_errors():
-            return _pose_output(keypoints.parse_pose_keypoint(pose_keypoint))
+            people = keypoints.parse_pose_keypoint_people(pose_keypoint, coordinates)
+            return chosen_output(people, person_index, "POSE_KEYPOINT")
 
 
 def json_files_in_input() -> list[str]:
@@ -141,7 +192,7 @@ class PoseFromOpenPoseJSON(io.ComfyNode):
             description=(
                 "Reads OpenPose JSON pasted as text or from a .json file in ComfyUI's input "
                 "folder: one frame object, or a list of frames as saved from POSE_KEYPOINT. "
-                "Keeps the first person of each frame."
+                "Keeps one person of each frame: the largest, or person_index."
             ),
             inputs=[
                 io.String.Input(
@@ -150,8 +201,8 @@ class PoseFromOpenPoseJSON(io.ComfyNode):
                     default="",
                     tooltip=(
                         'OpenPose JSON: {"people": [{"pose_keypoints_2d": [x, y, c, ...]}]}, '
-                        "optionally with canvas_width/canvas_height in pixels. x/y are pixels, "
-                        "or 0..1 of the canvas when all lie in 0..1. Leave empty to use file."
+                        "optionally with canvas_width/canvas_height in pixels. x/y units follow "
+                        "the coordinates option. Leave empty to use file."
                     ),
                 ),
                 io.Combo.Input(
@@ -183,12 +234,21 @@ class PoseFromOpenPoseJSON(io.ComfyNode):
                         "when the JSON has no canvas size."
                     ),
                 ),
+                *person_inputs(),
             ],
             outputs=_pose_outputs(),
         )
 
     @classmethod
-    def execute(cls, json_text: str, file: str, width: int, height: int) -> io.NodeOutput:
+    def execute(
+        cls,
+        json_text: str,
+        file: str,
+        width: int,
+        height: int,
+        person_index: int = LARGEST_PERSON,
+        coordinates: str = "auto",
+    ) -> io.NodeOutput:
         with node_errors():
             has_text = bool(json_text.strip())
             has_file = bool(file) and file != NO_FILE
@@ -215,9 +275,10 @@ class PoseFromOpenPoseJSON(io.ComfyNode):
                         f"canvas_height per frame, but width {width} / height {height} were "
                         "set; expected width and height 0 for a list of frames"
                     )
-                return _pose_output(keypoints.parse_pose_keypoint(data))
-            people = keypoints.parse_openpose_json(data, width=width, height=height)
-            return _pose_output(people[:1])
+                people = keypoints.parse_pose_keypoint_people(data, coordinates)
+                return chosen_output(people, person_index, "OpenPose JSON")
+            people = keypoints.parse_openpose_json(data, width, height, coordinates)
+            return chosen_output([people], person_index, "OpenPose JSON")
 
 
 class PoseFromDeepFashion(io.ComfyNode):
@@ -257,8 +318,8 @@ class PoseFromDeepFashion(io.ComfyNode):
                     max=MAX_SIDE,
                     optional=True,
                     tooltip=(
-                        "Target frame width in pixels; keypoints are scaled from 176 to it. "
-                        "176 keeps DeepFashion's frame."
+                        "Target frame width in pixels; the 176x256 frame is fitted into "
+                        "width x height (letterbox: aspect kept, centred). 176 keeps it."
                     ),
                 ),
                 io.Int.Input(
@@ -268,8 +329,8 @@ class PoseFromDeepFashion(io.ComfyNode):
                     max=MAX_SIDE,
                     optional=True,
                     tooltip=(
-                        "Target frame height in pixels; keypoints are scaled from 256 to it. "
-                        "256 keeps DeepFashion's frame."
+                        "Target frame height in pixels; the 176x256 frame is fitted into "
+                        "width x height (letterbox: aspect kept, centred). 256 keeps it."
                     ),
                 ),
             ],
@@ -286,9 +347,8 @@ class PoseFromDeepFashion(io.ComfyNode):
     ) -> io.NodeOutput:
         with node_errors():
             pose = keypoints.parse_deepfashion_row(keypoints_y, keypoints_x)
-            if (int(width), int(height)) != (pose.width, pose.height):
-                pose = pose.resized(int(width), int(height))
-            return _pose_output([pose])
+            keypoints.require_visible([pose], "DeepFashion keypoints")
+            return _pose_output([fit_pose(pose, int(width), int(height))])
 
 
 class PoseBatch(io.ComfyNode):

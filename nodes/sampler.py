@@ -6,12 +6,12 @@ import torch
 from comfy_api.latest import io
 
 from ..truepose_core.errors import BatchError, ConfigError, ImageError
+from ..truepose_core.images import MAX_SIDE
 from . import runtime
 from .errors import node_errors
 from .types import SourceSocket, TruePoseSocket
 
 CATEGORY = "TruePose/sampling"
-MAX_SIDE = 8192
 
 
 def _sampler_names() -> list[str]:
@@ -27,20 +27,42 @@ def _scheduler_names() -> list[str]:
 
 
 def empty_latent(model, handle, encoding, patch, width: int, height: int, batch: int):
-    """Zeros at the requested size; 0 = the source image's size / one row per pose pair."""
+    """Zeros at the source image's size; one row per pose pair when ``batch`` is 0.
+
+    The output size is the source's: the pose and the fusion are prepared on the source's
+    latent grid. ``width``/``height`` stay for saved workflows; 0 or the source's own size
+    is accepted, any other size is refused here, before the model loads, with the node
+    that gives another size (TruePose Fit Inputs before SourceNet Encode).
+    """
     factor = handle.config.latent_factor
-    if width == 0 or height == 0:
-        h, w = encoding.latent_hw
-    else:
-        if width % factor or height % factor:
-            raise ImageError(
-                f"width x height {width}x{height}: must be multiples of {factor} pixels"
-            )
-        h, w = height // factor, width // factor
+    h, w = encoding.latent_hw
+    source_wh = (w * factor, h * factor)
+    requested = (int(width) or source_wh[0], int(height) or source_wh[1])
+    if requested != source_wh:
+        raise ImageError(
+            f"width x height {requested[0]}x{requested[1]}: TruePose generates at the encoded "
+            f"source's size, {source_wh[0]}x{source_wh[1]}. Leave width and height at 0, or "
+            f"fit the photo, its parsing and the target pose to {requested[0]}x{requested[1]} "
+            "with TruePose Fit Inputs before SourceNet Encode"
+        )
     if batch == 0:
         batch = patch.pairs if patch is not None else encoding.batch
     channels = model.get_model_object("latent_format").latent_channels
     return {"samples": torch.zeros(batch, channels, h, w)}
+
+
+def check_latent_size(handle, encoding, latent) -> None:
+    """Refuse a start latent of another size than the source's before anything loads."""
+    samples = latent.get("samples") if isinstance(latent, dict) else None
+    if samples is None or tuple(samples.shape[-2:]) == tuple(encoding.latent_hw):
+        return
+    f = handle.config.latent_factor
+    got = f"{samples.shape[-1] * f}x{samples.shape[-2] * f}"
+    want = f"{encoding.latent_hw[1] * f}x{encoding.latent_hw[0] * f}"
+    raise ImageError(
+        f"latent: {got} pixels, but the encoded source is {want}; encode a reference of the "
+        f"source's size (TruePose Fit Inputs with width x height {want}, then VAE Encode)"
+    )
 
 
 def source_conditioning(handle, encoding, batch: int):
@@ -190,7 +212,10 @@ class TrueSampler(io.ComfyNode):
                     max=MAX_SIDE,
                     step=8,
                     optional=True,
-                    tooltip="Output width in pixels (multiple of 8); 0 = the source's width.",
+                    tooltip=(
+                        "0 = the source's width (pixels). Output follows the encoded source; "
+                        "to generate at another size, use TruePose Fit Inputs first."
+                    ),
                 ),
                 io.Int.Input(
                     "height",
@@ -199,7 +224,10 @@ class TrueSampler(io.ComfyNode):
                     max=MAX_SIDE,
                     step=8,
                     optional=True,
-                    tooltip="Output height in pixels (multiple of 8); 0 = the source's height.",
+                    tooltip=(
+                        "0 = the source's height (pixels). Output follows the encoded source; "
+                        "to generate at another size, use TruePose Fit Inputs first."
+                    ),
                 ),
                 io.Int.Input(
                     "batch_size",
@@ -234,6 +262,7 @@ class TrueSampler(io.ComfyNode):
             if latent is None:
                 patch = runtime.find_patch(model)
                 latent = empty_latent(model, truepose, source, patch, width, height, batch_size)
+            check_latent_size(truepose, source, latent)
             out = true_sample(
                 model, truepose, source, latent, seed, steps, cfg, sampler_name, scheduler, denoise
             )

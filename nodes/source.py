@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 from comfy_api.latest import io
 
-from ..truepose_core.errors import BatchError, CheckpointError, ImageError, ParsingError
+from ..truepose_core.domain import domain_note
+from ..truepose_core.errors import BatchError, CheckpointError, ParsingError
 from ..truepose_core.fusion import SourceEncoding
 from ..truepose_core.images import check_size, to_rgb_float
 from ..truepose_core.parsing import get_label_set, validate_parsing
@@ -19,22 +22,21 @@ CATEGORY = "TruePose/sampling"
 def check_source_image(image: torch.Tensor, parsing: ParsingBatch, label_set: str) -> torch.Tensor:
     """The source image as RGB float in 0..1, once it and its parsing pass the input policy.
 
-    Channels follow :func:`truepose_core.images.to_rgb_float`: RGBA is composited on white,
-    one channel is repeated to RGB. Sizes must be multiples of 8 and 64..2048 pixels a side
-    (no silent crop or resize): ComfyUI's VAE would centre-crop to multiples of 8, which
-    would shift the image against its parsing map; TruePose refuses instead and names the
-    nodes that fix it. The parsing map must have one map per image, the image's size, labels
+    Channels, values and sizes follow the image policy (``truepose_core.images``): sizes
+    must be multiples of 8 (no silent crop or resize): ComfyUI's VAE would centre-crop to
+    multiples of 8, which would shift the image against its parsing map; TruePose refuses
+    instead and names TruePose Fit Inputs, which fits image, parsing and pose together.
+    The parsing map must have one map per image, the image's size, labels
     of the checkpoint's label set and at least one person pixel.
     """
     image = to_rgb_float(image, "source image")
     b, h, w = image.shape[0], image.shape[1], image.shape[2]
-    if h % 8 or w % 8:
-        raise ImageError(
-            f"source image: {w}x{h} (width x height) is not a multiple of 8; scale or crop it "
-            f"first (e.g. Upscale Image to {w // 8 * 8}x{h // 8 * 8} for both the image and "
-            "the parsing input, or ImageCrop) so that the parsing map still lines up"
-        )
     check_size(h, w, "source image")
+    if parsing is None:
+        raise ParsingError(
+            "source parsing: nothing arrived; connect Human Parse (or Parsing from Image), "
+            "and its parsing through TruePose Fit Inputs when the image was fitted"
+        )
     if parsing.label_set != label_set:
         raise ParsingError(
             f"source parsing: label set {parsing.label_set!r}, but the checkpoint was trained "
@@ -55,6 +57,22 @@ def check_source_image(image: torch.Tensor, parsing: ParsingBatch, label_set: st
     return image
 
 
+#: Attribute of a TRUEPOSE handle that remembers the console notes already shown for it.
+NOTES_SHOWN = "truepose_notes_shown"
+
+
+def note_domain_once(handle, height: int, width: int) -> None:
+    """Log the domain note (``truepose_core.domain``) the first time a handle gets an input
+    far from its training domain; never refuses the input."""
+    note = domain_note(handle.config, height, width)
+    if note is None:
+        return
+    shown = handle.__dict__.setdefault(NOTES_SHOWN, set())
+    if "domain" not in shown:
+        shown.add("domain")
+        logging.getLogger("truepose").warning(note)
+
+
 @torch.no_grad()
 def encode_source(handle, vae, image: torch.Tensor, parsing: ParsingBatch, clip_vision):
     """The ComfyUI twin of ``TruePoseModel.encode_source`` (same SourceEncoding fields)."""
@@ -62,6 +80,7 @@ def encode_source(handle, vae, image: torch.Tensor, parsing: ParsingBatch, clip_
     import comfy.utils
 
     image = check_source_image(image, parsing, handle.config.label_set)
+    note_domain_once(handle, image.shape[1], image.shape[2])
     progress = comfy.utils.ProgressBar(3)
     latents = vae.encode(image)
     latents = handle.source.get_model_object("process_latent_in")(latents)
@@ -126,8 +145,8 @@ class SourceNetEncode(io.ComfyNode):
                     "source_image",
                     tooltip=(
                         "Source person, RGB 0..1 (RGBA is composited on white, grayscale "
-                        "repeated); width and height in pixels must be multiples of 8 and "
-                        "64..2048 (the trained size, e.g. 352x512 or 88x128, works best)."
+                        "repeated); width and height in pixels multiples of 8, 64..8192 (use "
+                        "TruePose Fit Inputs for any photo; the trained size works best)."
                     ),
                 ),
                 ParsingSocket.Input(

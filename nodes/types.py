@@ -8,6 +8,7 @@ The type names are saved in workflows: never rename them.
 - ``POSE_KEYPOINT``: comfyui_controlnet_aux's type, a list of OpenPose-style frames.
 - ``TRUEPOSE``: ``nodes.runtime.TruePoseHandle`` from TruePose_LoadTruePose.
 - ``TRUEPOSE_SOURCE``: ``truepose_core.fusion.SourceEncoding`` from TruePose_SourceNetEncode.
+- ``TRUEPOSE_FIT``: ``truepose_core.fit.FitTransform`` from TruePose_FitInputs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from comfy_api.latest import io
 PoseSocket = io.Custom("TRUEPOSE_POSE")
 ParsingSocket = io.Custom("TRUEPOSE_PARSING")
 PoseKeypointSocket = io.Custom("POSE_KEYPOINT")
+FitSocket = io.Custom("TRUEPOSE_FIT")
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,9 @@ COMFYUI_MISSING = "ComfyUI not found: set COMFYUI_PATH to a ComfyUI checkout to 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMEDRIVER_CANDIDATES = ("/usr/bin/chromedriver",)
 LOOPBACK = "127.0.0.1"
+#: Stock extra-node files that need packages the pack's environment does not install
+#: (torchaudio); the server logs them as IMPORT FAILED too.
+OPTIONAL_EXTRAS = frozenset({"nodes_audio.py", "nodes_audio_encoder.py"})
 
 
 def find_comfyui() -> Path | None:
@@ -174,8 +177,19 @@ class ComfyLibrary:
                 f"folder_paths was imported before the harness set the base directory "
                 f"({folder_paths.base_path}); import ComfyUI only through the harness"
             )
+        # ComfyUI's ``nodes`` puts ``comfy/`` first on sys.path, after which ``import utils``
+        # finds ``comfy/utils.py`` instead of ComfyUI's ``utils`` package, and stock extras
+        # that need ``utils.install_util`` (RepeatImageBatch's nodes_images.py) fail to
+        # import. main.py imports the package before ``nodes``; so does the harness.
+        import utils.extra_config  # noqa: F401
+        import utils.install_util  # noqa: F401
+
         import nodes
 
+        failed = asyncio.run(nodes.init_builtin_extra_nodes())
+        missing = [name for name in failed if name not in OPTIONAL_EXTRAS]
+        if missing:
+            raise RuntimeError(f"ComfyUI could not import its stock extra nodes {missing}")
         ok = asyncio.run(nodes.load_custom_node(str(pack_path)))
         if not ok:
             raise RuntimeError(f"ComfyUI failed to load the pack from {pack_path}; see the log")

@@ -25,6 +25,7 @@ from truepose_core.keypoints import (
     R_HIP,
     R_SHOULDER,
     Pose,
+    looks_normalised,
     parse_deepfashion_row,
     parse_openpose_json,
     parse_pose_keypoint,
@@ -307,7 +308,71 @@ def test_pose_keypoint_first_person_per_frame_and_controlnet_aux_shape():
     frames = [frame, pose_to_pose_keypoint([b])[0]]
     assert set(frames[1]) == {"people", "canvas_width", "canvas_height"}
     assert frames[1]["people"][0]["face_keypoints_2d"] is None
-    assert parse_pose_keypoint(frames) == [a, b]
+    assert parse_pose_keypoint(frames, person_index=0) == [a, b]
+
+
+def _frame(people, width, height, normalised=False):
+    frame = pose_to_pose_keypoint([people[0]], normalized=normalised)[0]
+    for pose in people[1:]:
+        frame["people"].append(pose_to_pose_keypoint([pose], normalized=normalised)[0]["people"][0])
+    frame["canvas_width"], frame["canvas_height"] = width, height
+    return frame
+
+
+def _shrunk(pose, factor, dx=0.0):
+    xy = pose.xy * factor + np.array([dx, 0.0], dtype=np.float32)
+    return Pose(xy, pose.confidence, pose.width, pose.height)
+
+
+def test_largest_person_is_the_default_and_person_index_picks_another():
+    big = standing_pose()
+    bystander = _shrunk(big, 0.4, dx=90)
+    frames = [_frame([bystander, big], big.width, big.height)]
+    assert parse_pose_keypoint(frames) == [big]
+    assert parse_pose_keypoint(frames, person_index=0) == [bystander]
+    with pytest.raises(PoseError, match="person_index 2, but the frame has 2 people"):
+        parse_pose_keypoint(frames, person_index=2)
+
+
+def test_a_person_with_no_visible_joint_is_refused():
+    empty = Pose(np.zeros((18, 2)), np.zeros(18), 176, 256)
+    frames = [_frame([standing_pose(), empty], 176, 256)]
+    with pytest.raises(PoseError, match="person 1 of 2 has no visible joint"):
+        parse_pose_keypoint(frames, person_index=1)
+    with pytest.raises(PoseError, match="its only person has no visible joint"):
+        parse_pose_keypoint([_frame([empty], 176, 256)])
+
+
+def test_one_joint_slightly_off_canvas_keeps_the_frame_normalised():
+    pose = standing_pose()
+    frame = _frame([pose], pose.width, pose.height, normalised=True)
+    flat = frame["people"][0]["pose_keypoints_2d"]
+    flat[3 * L_ANKLE + 1] = 1.02  # one ankle just below the frame
+    (back,) = parse_pose_keypoint([frame])
+    np.testing.assert_allclose(back.xy[NECK], pose.xy[NECK], atol=1e-3)
+    assert back.xy[L_ANKLE, 1] > pose.height and not back.visible[L_ANKLE]
+    with pytest.raises(PoseError, match="which is pixels"):
+        parse_pose_keypoint(pose_to_pose_keypoint([pose]), coordinates="0..1 of the canvas")
+
+
+@pytest.mark.parametrize(("width", "height"), [(352, 512), (512, 745), (230, 400)])
+def test_controlnet_aux_openpose_divides_by_the_canvas_padded_to_64(width, height):
+    # open_pose/__init__.py: keypoint / padded size, canvas = unpadded detect map.
+    pose = standing_pose().resized(width, height)
+    pad_w, pad_h = -(-width // 64) * 64, -(-height // 64) * 64
+    flat = []
+    for (x, y), c in zip(pose.xy.tolist(), pose.confidence.tolist(), strict=True):
+        flat += [x / pad_w, y / pad_h, 1.0] if c > 0 else [0.0, 0.0, 0.0]
+    frame = {
+        "people": [{"pose_keypoints_2d": flat}],
+        "canvas_width": width,
+        "canvas_height": height,
+    }
+    (back,) = parse_pose_keypoint([frame])
+    np.testing.assert_allclose(back.xy, pose.xy, atol=1e-3)
+    (plain,) = parse_pose_keypoint([frame], coordinates="0..1 of the canvas")
+    if height % 64:
+        assert abs(plain.xy[L_ANKLE, 1] - pose.xy[L_ANKLE, 1]) > 1.0
 
 
 @pytest.mark.parametrize(
@@ -337,9 +402,9 @@ def test_pose_keypoint_errors(frames, match):
 @settings(max_examples=100, **PROPERTY)
 @given(poses())
 def test_pose_keypoint_pixel_round_trip(pose):
-    # The 0..1 rule cannot tell a pixel pose inside the top-left pixel from a normalised one.
+    # The 0..1 rule cannot tell a pixel pose inside the top-left 1.5 pixels from a normalised one.
     present = pose.present
-    assume(not present.any() or float(pose.xy[present].max()) > 1.0)
+    assume(not present.any() or not looks_normalised(pose.xy[present]))
     frames = json.loads(json.dumps(pose_to_pose_keypoint([pose, pose])))
     assert parse_pose_keypoint(frames) == [pose, pose]
 

@@ -101,9 +101,9 @@ def test_rgba_and_gray_sources_follow_the_image_policy(comfy, loaded, source):
 @pytest.mark.parametrize(
     ("shape", "match"),
     [
-        ((1, 56, 48), "48x56 .* too small; each side needs at least 64 px"),
-        ((1, 2056, 64), "64x2056 .* too large; each side must be at most 2048 px"),
-        ((1, 100, 70), "70x100 .* not a multiple of 8"),
+        ((1, 56, 48), "48x56 .* too small; each side needs at least 64 px.*TruePose Fit Inputs"),
+        ((1, 8200, 64), "64x8200 .* too large; each side must be at most 8192 px.*Fit Inputs"),
+        ((1, 100, 70), "70x100 .* not a multiple of 8. Fit the image, its parsing and the target"),
     ],
 )
 def test_source_sizes_outside_the_policy_are_refused(comfy, loaded, shape, match):
@@ -127,8 +127,11 @@ def test_source_images_and_parsing_maps_must_pair_up(comfy, loaded):
 
 def test_human_parse_checks_the_image_before_loading(comfy):
     node = comfy.node_class("TruePose_HumanParse")
-    with _raises(comfy, "ImageError", "HumanParse image: 32x40 .* too small"):
-        node.execute(_image(h=40, w=32), "no-such-model.pth")
+    with _raises(comfy, "ImageError", "HumanParse image: 8x40 .* too small.*at least 16 px"):
+        node.execute(_image(h=40, w=8), "no-such-model.pth")
+    # Any size from 16 px passes the image check (and meets the missing model next).
+    with _raises(comfy, "CheckpointError", "no-such-model.pth"):
+        node.execute(_image(h=4100, w=17), "no-such-model.pth")
     with _raises(comfy, "ImageError", "HumanParse image: float values must lie in"):
         node.execute(_image() * 3, "no-such-model.pth")
 

@@ -310,8 +310,11 @@ def tiny_parser(lip_file) -> SCHPParser:
 def test_image_validation(tiny_parser):
     rgb = torch.rand(1, 40, 36, 3)
     labels = tiny_parser.parse(rgb)
-    rgba = torch.cat([rgb, torch.zeros(1, 40, 36, 1)], dim=-1)  # alpha is dropped
-    assert torch.equal(tiny_parser.parse(rgba), labels)
+    # The image policy: RGBA is composited on white, as for the source image.
+    opaque = torch.cat([rgb, torch.ones(1, 40, 36, 1)], dim=-1)
+    assert torch.equal(tiny_parser.parse(opaque), labels)
+    clear = torch.cat([rgb, torch.zeros(1, 40, 36, 1)], dim=-1)
+    assert torch.equal(tiny_parser.parse(clear), tiny_parser.parse(torch.ones(1, 40, 36, 3)))
     assert tiny_parser.parse((rgb * 255).round().to(torch.uint8)).shape == labels.shape
     gray = rgb[..., :1]
     assert torch.equal(tiny_parser.parse(gray), tiny_parser.parse(gray.expand(1, 40, 36, 3)))
@@ -322,7 +325,7 @@ def test_image_validation(tiny_parser):
     with pytest.raises(ImageError, match="36x15"):
         tiny_parser.parse(torch.rand(1, 15, 36, 3))
     with pytest.raises(ImageError, match="channels"):
-        tiny_parser.parse(torch.rand(1, 40, 36, 2))
+        tiny_parser.parse(torch.rand(1, 40, 36, 5))
     with pytest.raises(ImageError, match="empty"):
         tiny_parser.parse(torch.rand(0, 40, 36, 3))
 

@@ -152,6 +152,24 @@ DEEPFASHION_HEIGHT = 256
 #: The DeepFashion annotation's marker for a missing joint.
 DEEPFASHION_MISSING = -1
 
+#: How keypoint coordinates are read (the pose nodes' ``coordinates`` option).
+#: ``auto`` decides per frame from the producer's convention; see :func:`to_pixels`.
+COORDINATES: tuple[str, ...] = (
+    "auto",
+    "pixels",
+    "0..1 of the canvas",
+    "0..1 of the canvas padded to 64",
+)
+#: A frame reads as 0..1 when every present coordinate lies in ``[-tol, 1 + tol]``: joints
+#: slightly off the canvas (OpenPose finds them in the padding) keep the frame normalised.
+#: A pixel pose would need its whole person inside 1.5 x 1.5 pixels to be misread.
+NORMALISED_TOLERANCE = 0.5
+#: comfyui_controlnet_aux pads its detect-resolution image to a multiple of 64 and divides
+#: the OpenPose keypoints by the padded size (see :func:`controlnet_aux_padded`).
+CONTROLNET_AUX_PAD = 64
+#: ``person_index`` value that picks the largest person of a frame.
+LARGEST_PERSON = -1
+
 #: Stick width and joint radius of controlnet_aux at its 512 px detect resolution (shorter side).
 _REFERENCE_STICK = 4
 _REFERENCE_SIDE = 512
@@ -248,7 +266,8 @@ class Pose:
         return self.present & inside
 
     def resized(self, width: int, height: int) -> Pose:
-        """The same pose on a ``width`` x ``height`` canvas (coordinates scaled per axis)."""
+        """The same pose on a ``width`` x ``height`` canvas (coordinates scaled per axis; to
+        keep proportions across aspects use :func:`truepose_core.fit.fit_pose`)."""
         width, height = _check_canvas(width, height, "Pose.resized")
         scale = np.array([width / self.width, height / self.height], dtype=np.float64)
         xy = (self.xy.astype(np.float64) * scale).astype(np.float32)
@@ -434,13 +453,18 @@ def _frame_people(frame: Any, what: str) -> list[Any]:
 
 
 def parse_openpose_json(
-    data: str | bytes | Mapping[str, Any], width: int | None = None, height: int | None = None
+    data: str | bytes | Mapping[str, Any],
+    width: int | None = None,
+    height: int | None = None,
+    coordinates: str = "auto",
 ) -> list[Pose]:
     """Every person of an OpenPose JSON document, coordinates in pixels.
 
     The canvas is ``canvas_width``/``canvas_height`` from the document, or ``width``/``height``
     when the document has none (OpenPose's own files do not); both given and different is an
-    error. BODY_25 people are mapped to OpenPose-18.
+    error. BODY_25 people are mapped to OpenPose-18. ``coordinates`` is read by
+    :func:`to_pixels`; a document that carries its canvas follows comfyui_controlnet_aux's
+    convention.
     """
     what = "OpenPose JSON"
     data = _load_json(data, what)
@@ -465,11 +489,138 @@ def parse_openpose_json(
             "passed; pass the size of the image the keypoints were detected on"
         )
     width, height = _check_canvas(width, height, what)
-    poses = []
-    for k, person in enumerate(people):
-        xy, confidence = _person_keypoints(person, f"{what} person {k}")
-        poses.append(Pose(xy, confidence, width, height))
-    return poses
+    people_kp = [_person_keypoints(p, f"{what} person {k}") for k, p in enumerate(people)]
+    return _people_poses(people_kp, width, height, coordinates, doc_w is not None, what)
+
+
+def controlnet_aux_padded(size: int) -> int:
+    """The side comfyui_controlnet_aux divides OpenPose keypoints by: ``size`` rounded up to
+    a multiple of 64.
+
+    Its OpenPose preprocessor (``src/custom_controlnet_aux/open_pose/__init__.py``,
+    ``OpenposeDetector.__call__``) resizes the image to the detect resolution, pads it up to
+    a multiple of 64 (``util.resize_image_with_pad`` / ``pad64``), detects on the padded
+    image and divides each keypoint by the padded width and height (``detect_poses``:
+    ``keypoint.x / float(W)``). It then reports ``canvas_width``/``canvas_height`` of the
+    unpadded map (``encode_poses_as_dict(poses, detected_map.shape[0], ...)`` after
+    ``remove_pad``). Multiplying by the reported canvas puts every joint short by
+    ``canvas / padded`` (3% in y for a 352x512 photo at resolution 512).
+    DWPose writes pixels of the unpadded input and needs no correction.
+    """
+    return int(math.ceil(size / CONTROLNET_AUX_PAD) * CONTROLNET_AUX_PAD)
+
+
+def looks_normalised(xy: np.ndarray) -> bool:
+    """True when every coordinate of ``xy`` (present joints of a frame) lies in 0..1 give or
+    take :data:`NORMALISED_TOLERANCE`; an empty frame reads as pixels."""
+    xy = np.asarray(xy, dtype=np.float64)
+    if xy.size == 0:
+        return False
+    return bool(xy.min() >= -NORMALISED_TOLERANCE and xy.max() <= 1.0 + NORMALISED_TOLERANCE)
+
+
+def to_pixels(
+    people: Sequence[tuple[np.ndarray, np.ndarray]],
+    width: int,
+    height: int,
+    coordinates: str = "auto",
+    canvas_in_data: bool = True,
+    what: str = "keypoints",
+) -> list[np.ndarray]:
+    """The ``(18, 2)`` coordinates of each person of one frame in pixels of the canvas.
+
+    ``coordinates``:
+
+    - ``pixels``: taken as they are.
+    - ``0..1 of the canvas``: multiplied by ``width`` x ``height``.
+    - ``0..1 of the canvas padded to 64``: multiplied by the canvas rounded up to a
+      multiple of 64 (comfyui_controlnet_aux's OpenPose preprocessor; see
+      :func:`controlnet_aux_padded`).
+    - ``auto``: the whole frame (every present joint of every person) is 0..1 when
+      :func:`looks_normalised`, so one joint slightly off the canvas cannot flip it. Then a
+      frame that carries its own canvas (``canvas_width``/``canvas_height``, written by
+      comfyui_controlnet_aux) follows the padded convention, and one without (the size
+      came from the node) is 0..1 of the canvas. Otherwise pixels.
+    """
+    if coordinates not in COORDINATES:
+        raise PoseError(
+            f"{what}: coordinates {coordinates!r}; expected one of {', '.join(COORDINATES)}"
+        )
+    present = [xy[conf > 0] for xy, conf in people]
+    everything = np.concatenate([p.reshape(-1) for p in present]) if present else np.zeros(0)
+    if coordinates == "auto":
+        if not looks_normalised(everything):
+            coordinates = "pixels"
+        elif canvas_in_data:
+            coordinates = "0..1 of the canvas padded to 64"
+        else:
+            coordinates = "0..1 of the canvas"
+    elif coordinates != "pixels" and everything.size and not looks_normalised(everything):
+        raise PoseError(
+            f"{what}: coordinates are set to '{coordinates}' but they reach "
+            f"{float(np.abs(everything).max()):.4g}, which is pixels; set coordinates to "
+            "'auto' or 'pixels'"
+        )
+    if coordinates == "pixels":
+        scale = np.array([1.0, 1.0])
+    elif coordinates == "0..1 of the canvas":
+        scale = np.array([width, height], dtype=np.float64)
+    else:
+        scale = np.array([controlnet_aux_padded(width), controlnet_aux_padded(height)], float)
+    return [np.asarray(xy, dtype=np.float64) * scale for xy, _conf in people]
+
+
+def _people_poses(
+    people: Sequence[tuple[np.ndarray, np.ndarray]],
+    width: int,
+    height: int,
+    coordinates: str,
+    canvas_in_data: bool,
+    what: str,
+) -> list[Pose]:
+    pixels = to_pixels(people, width, height, coordinates, canvas_in_data, what)
+    return [Pose(xy, conf, width, height) for xy, (_xy, conf) in zip(pixels, people, strict=True)]
+
+
+def person_size(pose: Pose) -> float:
+    """Diagonal (pixels) of the box around the visible joints; 0 without any."""
+    visible = pose.visible
+    if not visible.any():
+        return 0.0
+    xy = pose.xy[visible].astype(np.float64)
+    return float(np.hypot(*(xy.max(axis=0) - xy.min(axis=0))))
+
+
+def choose_person(
+    people: Sequence[Pose], person_index: int = LARGEST_PERSON, what: str = "frame"
+) -> int:
+    """Index of the person to use: ``person_index``, or the largest visible person for
+    :data:`LARGEST_PERSON` (ties: the one listed first).
+
+    A person with no visible joint is refused: they would condition on an empty skeleton.
+    """
+    if not people:
+        raise PoseError(f"{what}: no person; expected at least one detected person")
+    if person_index == LARGEST_PERSON:
+        sizes = [(person_size(p), int(p.visible.sum())) for p in people]
+        index = max(range(len(people)), key=lambda i: (sizes[i], -i))
+    elif 0 <= person_index < len(people):
+        index = int(person_index)
+    else:
+        raise PoseError(
+            f"{what}: person_index {person_index}, but the frame has {len(people)} "
+            f"{'person' if len(people) == 1 else 'people'} (0..{len(people) - 1}); "
+            f"use {LARGEST_PERSON} for the largest person"
+        )
+    pose = people[index]
+    if not pose.visible.any():
+        listed = f"person {index} of {len(people)}" if len(people) > 1 else "its only person"
+        raise PoseError(
+            f"{what}: {listed} has no visible joint (all missing or off the "
+            f"{pose.width}x{pose.height} canvas); expected at least one OpenPose keypoint "
+            "(pick another person_index, or check the pose detector's output)"
+        )
+    return index
 
 
 def pose_to_openpose_json(pose: Pose) -> dict[str, Any]:
@@ -493,19 +644,21 @@ def _flat_keypoints(pose: Pose, normalized: bool) -> list[float]:
                 # 0..1 cannot hold an off-canvas joint without breaking the 0..1 detection.
                 x, y, c = 0.0, 0.0, 0.0
             else:
-                x, y = x / pose.width, y / pose.height
+                x = x / controlnet_aux_padded(pose.width)
+                y = y / controlnet_aux_padded(pose.height)
         flat.extend((x, y, c))
     return flat
 
 
-def parse_pose_keypoint(frames: Sequence[Mapping[str, Any]]) -> list[Pose]:
-    """ComfyUI ``POSE_KEYPOINT`` (comfyui_controlnet_aux): one pose per frame, in pixels.
+def parse_pose_keypoint_people(
+    frames: Sequence[Mapping[str, Any]], coordinates: str = "auto"
+) -> list[list[Pose]]:
+    """ComfyUI ``POSE_KEYPOINT`` (comfyui_controlnet_aux): every person of every frame, in
+    pixels of the frame's canvas.
 
-    Each frame is ``{"people": [...], "canvas_width": W, "canvas_height": H}``; only the
-    first person of each frame is used. The OpenPose preprocessor writes coordinates
-    normalised to 0..1, DWPose writes pixels: a frame whose present coordinates are all
-    <= 1.0 is read as normalised and scaled by the canvas, otherwise as pixels. (A pixel
-    pose squeezed into the top-left 1x1 pixel would be misread; no detector produces one.)
+    Each frame is ``{"people": [...], "canvas_width": W, "canvas_height": H}``. The OpenPose
+    preprocessor writes coordinates as 0..1 of the canvas padded to 64, DWPose writes
+    pixels: :func:`to_pixels` decides per frame.
     """
     if isinstance(frames, Mapping) or not isinstance(frames, (list, tuple)):
         raise PoseError(
@@ -514,24 +667,35 @@ def parse_pose_keypoint(frames: Sequence[Mapping[str, Any]]) -> list[Pose]:
         )
     if not frames:
         raise PoseError("POSE_KEYPOINT: the list of frames is empty; expected at least one")
-    poses = []
+    out = []
     for f, frame in enumerate(frames):
         what = f"POSE_KEYPOINT frame {f}"
         people = _frame_people(frame, what)
         width, height = _check_canvas(frame.get("canvas_width"), frame.get("canvas_height"), what)
-        xy, confidence = _person_keypoints(people[0], f"{what} person 0")
-        present = confidence > 0
-        if present.any() and float(np.max(xy[present])) <= 1.0:
-            xy = xy * np.array([width, height], dtype=np.float64)
-        poses.append(Pose(xy, confidence, width, height))
+        people_kp = [_person_keypoints(p, f"{what} person {k}") for k, p in enumerate(people)]
+        out.append(_people_poses(people_kp, width, height, coordinates, True, what))
+    return out
+
+
+def parse_pose_keypoint(
+    frames: Sequence[Mapping[str, Any]],
+    person_index: int = LARGEST_PERSON,
+    coordinates: str = "auto",
+) -> list[Pose]:
+    """One pose per ``POSE_KEYPOINT`` frame: the person :func:`choose_person` picks."""
+    poses = []
+    for f, people in enumerate(parse_pose_keypoint_people(frames, coordinates)):
+        index = choose_person(people, person_index, f"POSE_KEYPOINT frame {f}")
+        poses.append(people[index])
     return poses
 
 
 def pose_to_pose_keypoint(poses: Sequence[Pose], normalized: bool = False) -> list[dict]:
     """Poses as ComfyUI ``POSE_KEYPOINT`` frames (one person each); inverse of the parser.
 
-    ``normalized=True`` writes 0..1 coordinates like the OpenPose preprocessor; joints off
-    the canvas are then written as missing. ``False`` writes pixels like DWPose.
+    ``normalized=True`` writes 0..1 coordinates like comfyui_controlnet_aux's OpenPose
+    preprocessor (of the canvas padded to a multiple of 64); joints off the canvas are then
+    written as missing. ``False`` writes pixels like DWPose.
     """
     if isinstance(poses, Pose):
         poses = [poses]
@@ -618,3 +782,27 @@ def require_visible(poses: Sequence[Pose], what: str = "target pose") -> None:
                 f"{what}{where}: no visible joint (all missing or off the "
                 f"{pose.width}x{pose.height} canvas); expected at least one OpenPose keypoint"
             )
+
+
+#: Brightness of the people not chosen in a pose node's preview.
+OTHER_PEOPLE_BRIGHTNESS = 0.3
+
+
+def render_people(
+    people: Sequence[Pose], chosen: int, width: int | None = None, height: int | None = None
+) -> np.ndarray:
+    """uint8 ``(H, W, 3)``: the chosen person's skeleton in full colour over the others in
+    dim gray, so a preview shows which person a pose node took."""
+    chosen_pose = people[chosen]
+    width = chosen_pose.width if width is None else width
+    height = chosen_pose.height if height is None else height
+    canvas = np.zeros((height, width, 3), dtype=np.float64)
+    for k, pose in enumerate(people):
+        if k == chosen or not pose.visible.any():
+            continue
+        gray = render_skeleton(pose, width, height).max(axis=-1, keepdims=True)
+        canvas = np.maximum(canvas, gray * OTHER_PEOPLE_BRIGHTNESS)
+    drawn = render_skeleton(chosen_pose, width, height)
+    mask = drawn.any(axis=-1, keepdims=True)
+    canvas = np.where(mask, drawn, canvas)
+    return np.rint(canvas).astype(np.uint8)

@@ -15,8 +15,9 @@ import torch
 from .clip_regions import ClipRegionEncoder
 from .config import SamplingConfig
 from .errors import BatchError, ImageError
+from .fit import fit_pose
 from .fusion import FusionState, SourceEncoding
-from .images import check_size
+from .images import check_size, to_rgb_float
 from .keypoints import Pose, render_skeleton, require_visible
 from .model import TruePoseModel, default_source_rows
 from .parsing import get_label_set, selection_mask, validate_parsing
@@ -24,13 +25,12 @@ from .sampling import StyleTransfer, sample
 
 
 def check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
-    """(B, 3, H, W) float in [0, 1] within the size policy of ``images.py``, or an ImageError."""
+    """(B, 3, H, W) RGB within the policy of ``images.py`` (values, source size), or an
+    ImageError; returned as float in [0, 1]."""
     if images.dim() != 4 or images.shape[1] != 3:
         raise ImageError(f"{name}: expected (batch, 3, height, width), got {tuple(images.shape)}")
     check_size(*images.shape[-2:], name=name)
-    if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
-        raise ImageError(f"{name}: values must be finite and lie in [0, 1]")
-    return images
+    return to_rgb_float(images.permute(0, 2, 3, 1), name).permute(0, 3, 1, 2)
 
 
 def skeleton_batch(poses: Sequence[Pose], height: int, width: int) -> torch.Tensor:
@@ -75,7 +75,7 @@ class TruePosePipeline:
     @torch.no_grad()
     def encode_latents(self, images: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, H, W) in [0, 1] -> scaled latents (the distribution's mean)."""
-        check_images(images)
+        images = check_images(images)
         x = images.to(self.device, next(self.vae.parameters()).dtype) * 2 - 1
         latents = self.vae.encode(x).latent_dist.mean
         return (latents * self.config.latent_scale).to(self.dtype)
@@ -89,7 +89,7 @@ class TruePosePipeline:
     @torch.no_grad()
     def encode_source(self, images: torch.Tensor, parsing: torch.Tensor) -> SourceEncoding:
         """SourceNet features and CLIP regions: once per source image."""
-        check_images(images, "source images")
+        images = check_images(images, "source images")
         if parsing.shape != (images.shape[0], *images.shape[-2:]):
             raise BatchError(
                 f"source parsing: shape {tuple(parsing.shape)} does not match the images "
@@ -112,7 +112,9 @@ class TruePosePipeline:
         """Pose-dependent precompute for each target pose."""
         h, w = image_hw
         require_visible(poses)
-        poses = [pose.resized(w, h) for pose in poses]
+        # A pose drawn on another canvas is fitted into the source frame (letterbox): the
+        # person keeps their proportions (fit.py documents the rule).
+        poses = [fit_pose(pose, w, h) for pose in poses]
         rows = default_source_rows(encoding.batch, len(poses), source_rows, self.device)
         masks = selection_mask(encoding.parsing[rows], poses, self.label_set).to(self.device)
         skeletons = skeleton_batch(poses, h, w).to(self.device, self.dtype)

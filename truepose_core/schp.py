@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import CheckpointError, ConfigError, ImageError
+from .images import PARSER_MIN_SIDE, check_parser_size, to_rgb_float
 from .parsing import LABEL_SETS
 
 #: Block counts of the four residual stages of ResNet-101, the backbone of every official
@@ -49,11 +50,8 @@ RESNET101_LAYERS: tuple[int, int, int, int] = (3, 4, 23, 3)
 BGR_MEAN: tuple[float, float, float] = (0.406, 0.456, 0.485)
 BGR_STD: tuple[float, float, float] = (0.225, 0.224, 0.229)
 
-#: Smallest accepted image side in pixels; the backbone reduces an image by 16.
-MIN_IMAGE_SIDE = 16
-
-#: Tolerance for values just outside 0..1 (rounding in upstream nodes); they are clamped.
-_RANGE_TOLERANCE = 1e-3
+#: Smallest accepted image side in pixels (the image policy's parser rule).
+MIN_IMAGE_SIDE = PARSER_MIN_SIDE
 
 #: Keys that some re-saved checkpoints carry and the model does not use (PyTorch's
 #: ``BatchNorm2d`` counter); they are dropped before the strict key check.
@@ -467,8 +465,9 @@ def _as_rgb_batch(images: torch.Tensor) -> torch.Tensor:
     """Validate images and return float32 RGB (batch, 3, h, w) in 0..1.
 
     Accepts (batch, h, w, c) as ComfyUI's IMAGE, (batch, c, h, w), or one image without the
-    batch dimension; c is 3 (RGB), 4 (RGBA: alpha is dropped, the person is parsed on the
-    colours as they are) or 1 (grayscale, repeated to RGB). uint8 is read as 0..255.
+    batch dimension; channels and values follow the image policy
+    (:mod:`truepose_core.images`: RGBA composited on white, grayscale repeated), and any
+    size from :data:`MIN_IMAGE_SIDE` pixels a side.
     """
     if not isinstance(images, torch.Tensor):
         raise ImageError(f"images: expected a torch.Tensor, found {type(images).__name__}")
@@ -478,41 +477,16 @@ def _as_rgb_batch(images: torch.Tensor) -> torch.Tensor:
         raise ImageError(
             f"images of shape {tuple(images.shape)}: expected (batch, h, w, c) or (batch, c, h, w)"
         )
-    if images.shape[-1] in (1, 3, 4):
-        images = images.permute(0, 3, 1, 2)
-    elif images.shape[1] not in (1, 3, 4):
-        raise ImageError(
-            f"images of shape {tuple(images.shape)}: expected 1, 3 or 4 channels, "
-            "last (batch, h, w, c) or second (batch, c, h, w)"
-        )
-    batch, channels, height, width = images.shape
-    if batch == 0:
-        raise ImageError("images: the batch is empty; expected at least one image")
-    if min(height, width) < MIN_IMAGE_SIDE:
-        raise ImageError(
-            f"images of size {width}x{height} (w x h): expected at least "
-            f"{MIN_IMAGE_SIDE} pixels a side"
-        )
-    if images.dtype == torch.uint8:
-        images = images.float() / 255.0
-    elif images.is_floating_point():
-        images = images.float()
-        lo, hi = torch.aminmax(images)
-        if not (torch.isfinite(lo) and torch.isfinite(hi)):
-            raise ImageError("images contain NaN or infinite values; expected values in 0..1")
-        if lo < -_RANGE_TOLERANCE or hi > 1 + _RANGE_TOLERANCE:
+    if images.shape[-1] not in (1, 2, 3, 4):
+        if images.shape[1] not in (1, 2, 3, 4):
             raise ImageError(
-                f"image values range from {lo.item():.4g} to {hi.item():.4g}: expected 0..1 "
-                "(ComfyUI IMAGE scale)"
+                f"images of shape {tuple(images.shape)}: expected 1 to 4 channels, "
+                "last (batch, h, w, c) or second (batch, c, h, w)"
             )
-        images = images.clamp(0.0, 1.0)
-    else:
-        raise ImageError(f"images of dtype {images.dtype}: expected a float type or uint8")
-    if channels == 4:
-        images = images[:, :3]
-    elif channels == 1:
-        images = images.expand(batch, 3, height, width)
-    return images
+        images = images.permute(0, 2, 3, 1)
+    rgb = to_rgb_float(images, "images")
+    check_parser_size(rgb.shape[1], rgb.shape[2], "images")
+    return rgb.permute(0, 3, 1, 2)
 
 
 class SCHPParser(nn.Module):
