@@ -289,3 +289,33 @@ def test_stock_ksampler_with_source_conditioning_equals_true_sampler(comfy, load
         model, 3, 2, 3.5, "ddim", "ddim_uniform", positive, negative, latent, denoise=1.0
     )[0]
     assert not torch.equal(plain["samples"], ours["samples"])  # the patch does the work
+
+
+def test_region_alignment_lives_on_the_patch_node(comfy, loaded, source):
+    """The patch node's own CAA inputs work without a Region Alignment node, win over one
+    placed before it, and a Region Alignment node after the patch says what to do."""
+    model, truepose, _vae = loaded
+    runtime = comfy.pack_module("nodes.runtime")
+    errors = comfy.pack_module("nodes.errors")
+    patch = comfy.node_class("TruePose_HPFAPatchModel")
+    settings = comfy.node_class("TruePose_CAAPatch")
+    poses = _poses(comfy, STANDING_Y)
+
+    def caa_sizes(upstream, **inputs):
+        """K per fused layer of the built patch (None where CAA is off)."""
+        patched = patch.execute(upstream, truepose, source, poses, 0.3, 0.6, 1.0, **inputs)
+        layers = runtime.find_patch(patched.result[0]).state.layers.values()
+        return {None if layer.caa is None else int(layer.caa.labels.shape[1]) for layer in layers}
+
+    assert None not in caa_sizes(model)  # default: on
+    assert caa_sizes(model, region_alignment="off") == {None}
+    assert caa_sizes(model, aligned_regions=1) == {1}
+    assert caa_sizes(model, aligned_regions=3) == {3}
+    switched_off = settings.execute(model, False, 2).result[0]
+    assert caa_sizes(switched_off) == {None}  # the Region Alignment node still counts
+    assert None not in caa_sizes(switched_off, region_alignment="on")
+    assert caa_sizes(settings.execute(model, True, 1).result[0], aligned_regions=2) == {2}
+
+    patched = patch.execute(model, truepose, source, poses, 0.3, 0.6, 1.0).result[0]
+    with pytest.raises(errors.TruePoseNodeError, match="region_alignment"):
+        settings.execute(patched, True, 2)
