@@ -180,8 +180,10 @@ SPECS: dict[str, tuple[list, list, list]] = {
 #: that show an image.
 TALL_WIDGETS = {"json_text": 150}
 IMAGE_NODES = {"PreviewImage": 250, "SaveImage": 250, "LoadImage": 250}
-NODE_WIDTH = 330
-COLUMN = 400  # canvas units from one column to the next
+NODE_WIDTH = 310
+COLUMN = 370  # canvas units from one column to the next
+#: The canvas a template opens on: a 1920x1080 screen less the browser's and ComfyUI's bars.
+SCREEN = (1820, 830)
 GAP = 40  # vertical gap between stacked nodes
 GROUP_PAD = 20
 GROUP_TITLE = 40
@@ -279,8 +281,8 @@ class Graph:
         return {
             "id": node_id,
             "type": "Note",
-            "pos": [left, top - 200],
-            "size": [width, 170],
+            "pos": [left, top - 180],
+            "size": [width, 150],
             "flags": {},
             "order": len(self.nodes),
             "mode": 0,
@@ -293,14 +295,14 @@ class Graph:
         }
 
     def _view(self, note: dict) -> dict:
-        """Scale and offset that show the whole graph in a 1400x900 window."""
+        """Scale and offset that show the whole graph on a 1920x1080 screen."""
         boxes = [g.bounding() for g in self.groups] + [[*note["pos"], *note["size"]]]
         left = min(b[0] for b in boxes)
         top = min(b[1] for b in boxes)
         width = max(b[0] + b[2] for b in boxes) - left
         height = max(b[1] + b[3] for b in boxes) - top
-        scale = round(min(1300 / width, 780 / height, 1.0), 3)
-        return {"scale": scale, "offset": [round(60 / scale - left), round(90 / scale - top)]}
+        scale = round(min(SCREEN[0] / width, SCREEN[1] / height, 1.0), 3)
+        return {"scale": scale, "offset": [round(70 / scale - left), round(100 / scale - top)]}
 
     def ui(self) -> dict:
         links = []
@@ -389,12 +391,15 @@ class Graph:
 # -- shared pieces ----------------------------------------------------------------------------
 
 
-def _generate(g: Graph, col: float, image, parsing, poses, prefix: str, steps: int = 35):
-    """Group 3: load the checkpoint, encode the source, patch, sample, decode and save.
+def _generate(
+    g: Graph, col: float, image, parsing, poses, prefix: str, steps: int = 35, top: int = 0
+):
+    """Group 3, from column ``col`` and height ``top`` on: load the checkpoint, encode the
+    source, patch, sample, decode and save.
 
     Returns (loader, source encoding, decoded image) for nodes that look at the result.
     """
-    loader = g.add("TruePose_LoadTruePose", col, 0, checkpoint=SMALL_MODEL)
+    loader = g.add("TruePose_LoadTruePose", col, top, checkpoint=SMALL_MODEL)
     source = g.add(
         "TruePose_SourceNetEncode",
         col,
@@ -407,7 +412,7 @@ def _generate(g: Graph, col: float, image, parsing, poses, prefix: str, steps: i
     patched = g.add(
         "TruePose_HPFAPatchModel",
         col + 1,
-        0,
+        top,
         model=(loader, 0),
         truepose=(loader, 1),
         source=(source, 0),
@@ -435,12 +440,12 @@ def _generate(g: Graph, col: float, image, parsing, poses, prefix: str, steps: i
         height=0,
         batch_size=0,
     )
-    decoded = g.add("VAEDecode", col + 2, 0, samples=(latent, 0), vae=(loader, 2))
+    decoded = g.add("VAEDecode", col + 2, top, samples=(latent, 0), vae=(loader, 2))
     saved = g.add(
         "SaveImage", col + 2, g.below(decoded), images=(decoded, 0), filename_prefix=prefix
     )
     g.group("3 Generate", loader, source, patched, latent, decoded, saved)
-    return loader, source, decoded, saved
+    return loader, source, decoded
 
 
 HONEST_MODEL = (
@@ -464,14 +469,15 @@ def synthfashion_demo(steps: int = 35) -> Graph:
         "model copies from.\n" + HONEST_MODEL,
     )
     sample = g.add("TruePose_SynthFashionSample", 0, 0, index=0, data_seed=0, height=128, width=88)
-    shown = g.add("PreviewImage", 0, g.below(sample), title="Source person", images=(sample, 0))
+    shown = g.add("PreviewImage", 1, 0, title="Source person", images=(sample, 0))
     g.group("1 Source person", sample, shown)
-    pose = g.add("PreviewImage", 1, 0, title="Target pose", images=(sample, 4))
-    truth = g.add("PreviewImage", 1, g.below(pose), title="Ground truth", images=(sample, 3))
+    pose = g.add("PreviewImage", 0, 420, title="Target pose", images=(sample, 4))
+    truth = g.add("PreviewImage", 0, g.below(pose), title="Ground truth", images=(sample, 3))
     g.group("2 Target pose", pose, truth)
-    loader, source, decoded, saved = _generate(
-        g, 2, (sample, 0), (sample, 1), (sample, 2), "truepose/synthfashion", steps
+    loader, source, decoded = _generate(
+        g, 2, (sample, 0), (sample, 1), (sample, 2), "truepose/synthfashion", steps, top=420
     )
+    # Above the generate group, so that the links from the sample pass over it.
     metrics = g.add("TruePose_Metrics", 5, 0, pred=(decoded, 0), ground_truth=(sample, 3))
     attention = g.add(
         "TruePose_AttentionMap",
@@ -485,7 +491,9 @@ def synthfashion_demo(steps: int = 35) -> Graph:
         delta=0.6,
         opacity=0.6,
     )
-    heat = g.add("PreviewImage", 6, 0, title="Where it copies from", images=(attention, 0))
+    heat = g.add(
+        "PreviewImage", 5, g.below(attention), title="Where it copies from", images=(attention, 0)
+    )
     g.group("4 Check the result", metrics, attention, heat)
     return g
 
@@ -542,10 +550,11 @@ def photo_pose_transfer() -> Graph:
     parse = g.add("TruePose_HumanParse", 1, 0, image=(scaled, 0), schp_model=SCHP_LIP.name)
     parsed = g.add("PreviewImage", 1, g.below(parse), title="Body parts", images=(parse, 1))
     g.group("1 Source person", photo, scaled, parse, parsed)
+    # Below the source group, so that its link to the patch does not run through it.
     pose = g.add(
         "TruePose_PoseFromOpenPoseJSON",
-        0,
-        g.below(scaled) + 80,
+        1,
+        g.below(scaled) + 100,
         json_text=WALK_POSE_JSON,
         file="(none)",
         width=0,
