@@ -287,8 +287,11 @@ class ServerError(AssertionError):
 class ComfyServer:
     """``python main.py --cpu`` on a loopback port, with the pack in its custom_nodes."""
 
-    def __init__(self, comfyui: Path, base: Path, port: int | None = None) -> None:
+    def __init__(
+        self, comfyui: Path, base: Path, port: int | None = None, python: str | None = None
+    ) -> None:
         self.comfyui = comfyui
+        self.python = python or sys.executable  # e.g. a fresh venv's, to test an install
         self.base = base
         self.port = port or free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
@@ -298,7 +301,7 @@ class ComfyServer:
     def start(self, timeout: float = 180.0) -> ComfyServer:
         make_base_directory(self.base)
         command = [
-            sys.executable,
+            self.python,
             "main.py",
             "--cpu",
             "--listen",
