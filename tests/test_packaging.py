@@ -124,7 +124,7 @@ def test_manager_style_install_starts_the_server(tmp_path):
         "pip put a copy of torch into the environment"
     )
 
-    server = ComfyServer(comfyui, base, python=str(python)).start()
+    server = ComfyServer(comfyui, base, python=str(python)).start(timeout=600)
     try:
         registered = server.object_info()
         assert "TruePose_LoadTruePose" in registered

@@ -178,12 +178,12 @@ SPECS: dict[str, tuple[list, list, list]] = {
 
 #: Extra height (canvas units) of widgets that are more than one line high, and of nodes
 #: that show an image.
-TALL_WIDGETS = {"json_text": 150}
-IMAGE_NODES = {"PreviewImage": 250, "SaveImage": 250, "LoadImage": 250}
+TALL_WIDGETS = {"json_text": 120}
+IMAGE_NODES = {"PreviewImage": 200, "SaveImage": 200, "LoadImage": 250}
 NODE_WIDTH = 310
 COLUMN = 370  # canvas units from one column to the next
 #: The canvas a template opens on: a 1920x1080 screen less the browser's and ComfyUI's bars.
-SCREEN = (1820, 830)
+SCREEN = (1800, 700)
 GAP = 40  # vertical gap between stacked nodes
 GROUP_PAD = 20
 GROUP_TITLE = 40
@@ -302,7 +302,7 @@ class Graph:
         width = max(b[0] + b[2] for b in boxes) - left
         height = max(b[1] + b[3] for b in boxes) - top
         scale = round(min(SCREEN[0] / width, SCREEN[1] / height, 1.0), 3)
-        return {"scale": scale, "offset": [round(70 / scale - left), round(100 / scale - top)]}
+        return {"scale": scale, "offset": [round(80 / scale - left), round(40 / scale - top)]}
 
     def ui(self) -> dict:
         links = []
@@ -394,8 +394,8 @@ class Graph:
 def _generate(
     g: Graph, col: float, image, parsing, poses, prefix: str, steps: int = 35, top: int = 0
 ):
-    """Group 3, from column ``col`` and height ``top`` on: load the checkpoint, encode the
-    source, patch, sample, decode and save.
+    """Group 3, four columns from ``col`` at height ``top``: load the checkpoint, encode the
+    source, patch, sample, decode and save (one row: a short graph fits a wide screen).
 
     Returns (loader, source encoding, decoded image) for nodes that look at the result.
     """
@@ -425,8 +425,8 @@ def _generate(
     )
     latent = g.add(
         "TruePose_TrueSampler",
-        col + 1,
-        g.below(patched),
+        col + 2,
+        top,
         model=(patched, 0),
         truepose=(loader, 1),
         source=(source, 0),
@@ -440,9 +440,9 @@ def _generate(
         height=0,
         batch_size=0,
     )
-    decoded = g.add("VAEDecode", col + 2, top, samples=(latent, 0), vae=(loader, 2))
+    decoded = g.add("VAEDecode", col + 3, top, samples=(latent, 0), vae=(loader, 2))
     saved = g.add(
-        "SaveImage", col + 2, g.below(decoded), images=(decoded, 0), filename_prefix=prefix
+        "SaveImage", col + 3, g.below(decoded), images=(decoded, 0), filename_prefix=prefix
     )
     g.group("3 Generate", loader, source, patched, latent, decoded, saved)
     return loader, source, decoded
@@ -472,16 +472,15 @@ def synthfashion_demo(steps: int = 35) -> Graph:
     shown = g.add("PreviewImage", 1, 0, title="Source person", images=(sample, 0))
     g.group("1 Source person", sample, shown)
     pose = g.add("PreviewImage", 0, 420, title="Target pose", images=(sample, 4))
-    truth = g.add("PreviewImage", 0, g.below(pose), title="Ground truth", images=(sample, 3))
-    g.group("2 Target pose", pose, truth)
+    g.group("2 Target pose", pose)
     loader, source, decoded = _generate(
         g, 2, (sample, 0), (sample, 1), (sample, 2), "truepose/synthfashion", steps, top=420
     )
     # Above the generate group, so that the links from the sample pass over it.
-    metrics = g.add("TruePose_Metrics", 5, 0, pred=(decoded, 0), ground_truth=(sample, 3))
+    metrics = g.add("TruePose_Metrics", 6, 0, pred=(decoded, 0), ground_truth=(sample, 3))
     attention = g.add(
         "TruePose_AttentionMap",
-        5,
+        6,
         g.below(metrics),
         truepose=(loader, 1),
         source=(source, 0),
@@ -491,10 +490,11 @@ def synthfashion_demo(steps: int = 35) -> Graph:
         delta=0.6,
         opacity=0.6,
     )
+    truth = g.add("PreviewImage", 7, 0, title="Ground truth", images=(sample, 3))
     heat = g.add(
-        "PreviewImage", 5, g.below(attention), title="Where it copies from", images=(attention, 0)
+        "PreviewImage", 7, g.below(truth), title="Where it copies from", images=(attention, 0)
     )
-    g.group("4 Check the result", metrics, attention, heat)
+    g.group("4 Check the result", metrics, attention, truth, heat)
     return g
 
 
@@ -507,20 +507,20 @@ def one_source_many_poses() -> Graph:
         "node for TruePose Pose from OpenPose JSON to use your own poses.\n" + HONEST_MODEL,
     )
     samples = [
-        g.add("TruePose_SynthFashionSample", 0, y, index=i, data_seed=0, height=128, width=88)
-        for i, y in enumerate((0, 380, 680))
+        g.add("TruePose_SynthFashionSample", col, y, index=i, data_seed=0, height=128, width=88)
+        for i, (col, y) in enumerate(((0, 0), (0, 380), (1, 380)))
     ]
     g.group("1 Source person", samples[0])
     poses = g.add(
         "TruePose_PoseBatch",
-        1,
+        2,
         380,
         poses_1=(samples[0], 2),
         poses_2=(samples[1], 2),
         poses_3=(samples[2], 2),
     )
     g.group("2 Target pose", samples[1], samples[2], poses)
-    _generate(g, 2, (samples[0], 0), (samples[0], 1), (poses, 0), "truepose/many-poses")
+    _generate(g, 3, (samples[0], 0), (samples[0], 1), (poses, 0), "truepose/many-poses")
     return g
 
 
@@ -550,18 +550,18 @@ def photo_pose_transfer() -> Graph:
     parse = g.add("TruePose_HumanParse", 1, 0, image=(scaled, 0), schp_model=SCHP_LIP.name)
     parsed = g.add("PreviewImage", 1, g.below(parse), title="Body parts", images=(parse, 1))
     g.group("1 Source person", photo, scaled, parse, parsed)
-    # Below the source group, so that its link to the patch does not run through it.
+    # Right of the source group and low, so that the source's links pass above it.
     pose = g.add(
         "TruePose_PoseFromOpenPoseJSON",
-        1,
-        g.below(scaled) + 100,
+        2,
+        440,
         json_text=WALK_POSE_JSON,
         file="(none)",
         width=0,
         height=0,
     )
     g.group("2 Target pose", pose)
-    _generate(g, 2, (scaled, 0), (parse, 0), (pose, 0), "truepose/photo")
+    _generate(g, 3, (scaled, 0), (parse, 0), (pose, 0), "truepose/photo")
     return g
 
 
