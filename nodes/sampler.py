@@ -141,7 +141,10 @@ class TrueSampler(io.ComfyNode):
                     min=0,
                     max=0xFFFFFFFFFFFFFFFF,
                     control_after_generate=True,
-                    tooltip="Noise seed (integer); the same seed gives the same latent.",
+                    tooltip=(
+                        "Which random start the image grows from (an integer): the same seed "
+                        "gives the same image, another seed a variation [noise seed]."
+                    ),
                 ),
                 io.Int.Input(
                     "steps",

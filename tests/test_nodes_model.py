@@ -319,3 +319,44 @@ def test_region_alignment_lives_on_the_patch_node(comfy, loaded, source):
     patched = patch.execute(model, truepose, source, poses, 0.3, 0.6, 1.0).result[0]
     with pytest.raises(errors.TruePoseNodeError, match="region_alignment"):
         settings.execute(patched, True, 2)
+
+
+#: The knobs that change the generated image, per node: each tooltip says what turning it
+#: does in plain words and gives the paper's term in brackets.
+IMAGE_KNOBS = {
+    "TruePose_HPFAPatchModel": (
+        "sigma",
+        "delta",
+        "strength",
+        "region_alignment",
+        "aligned_regions",
+    ),
+    "TruePose_CAAPatch": ("enabled", "regions"),
+    "TruePose_TrueSampler": ("seed", "steps", "cfg", "denoise"),
+    "TruePose_AttentionMap": ("sigma", "delta"),
+}
+OLD_JARGON_NAMES = (
+    "TruePose HPFA Patch Model",
+    "TruePose CAA Settings",
+    "TruePose SourceNet Encode",
+)
+
+
+def test_display_names_and_knob_tooltips_speak_plainly(comfy):
+    import nodes
+
+    names = {
+        node_id: nodes.NODE_DISPLAY_NAME_MAPPINGS.get(node_id, node_id)
+        for node_id in comfy.node_ids()
+        if node_id.startswith("TruePose_")
+    }
+    assert not set(names.values()) & set(OLD_JARGON_NAMES)
+    assert names["TruePose_HPFAPatchModel"] == "TruePose Pose Transfer (patch model)"
+    assert names["TruePose_CAAPatch"] == "TruePose Region Alignment (CAA)"
+    assert names["TruePose_SourceNetEncode"] == "TruePose Source Person"
+    for node_id, knobs in IMAGE_KNOBS.items():
+        inputs = {i.id: i for i in comfy.node_class(node_id).GET_SCHEMA().inputs}
+        for knob in knobs:
+            tip = inputs[knob].tooltip
+            assert "[" in tip and tip.rstrip(".").endswith("]"), f"{node_id}.{knob}: {tip}"
+            assert not tip.lower().startswith(("eq.", "eq ")), f"{node_id}.{knob}: {tip}"

@@ -531,7 +531,9 @@ def photo_pose_transfer() -> Graph:
         "it on Load Image); put the Self-Correction Human Parsing LIP weights "
         f"({SCHP_LIP.name}, 267 MB, from {SCHP_LIP.url}) in ComfyUI/models/schp. The "
         "target pose is OpenPose JSON: paste your own, or pick a .json file from "
-        "ComfyUI/input (then clear the text). Check the parsing preview: every body part "
+        "ComfyUI/input (then clear the text). To take the pose from a picture instead, "
+        "run the DWPose Estimator of comfyui_controlnet_aux into TruePose Pose from Pose "
+        "Detector. Check the parsing preview: every body part "
         "should have its own colour.\n" + HONEST_MODEL + " The photo is scaled to the "
         "model's 88x128.",
         models=(SCHP_LIP,),
