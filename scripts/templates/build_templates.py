@@ -182,8 +182,10 @@ TALL_WIDGETS = {"json_text": 120}
 IMAGE_NODES = {"PreviewImage": 200, "SaveImage": 200, "LoadImage": 250}
 NODE_WIDTH = 310
 COLUMN = 370  # canvas units from one column to the next
-#: The canvas a template opens on: a 1920x1080 screen less the browser's and ComfyUI's bars.
-SCREEN = (1800, 700)
+#: The canvas a template opens on: a 1920x1080 screen less the browser's and ComfyUI's bars
+#: (the canvas starts right of the 65-pixel side bar and below the tab bar) and a margin.
+SCREEN = (1800, 800)
+MARGIN = 25
 GAP = 40  # vertical gap between stacked nodes
 GROUP_PAD = 20
 GROUP_TITLE = 40
@@ -302,7 +304,10 @@ class Graph:
         width = max(b[0] + b[2] for b in boxes) - left
         height = max(b[1] + b[3] for b in boxes) - top
         scale = round(min(SCREEN[0] / width, SCREEN[1] / height, 1.0), 3)
-        return {"scale": scale, "offset": [round(80 / scale - left), round(40 / scale - top)]}
+        return {
+            "scale": scale,
+            "offset": [round(MARGIN / scale - left), round(MARGIN / scale - top)],
+        }
 
     def ui(self) -> dict:
         links = []
