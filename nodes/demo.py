@@ -26,7 +26,7 @@ class SynthFashionSample(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TruePose_SynthFashionSample",
-            display_name="TruePose SynthFashion Sample",
+            display_name="TruePose SynthFashion Sample (demo person)",
             category=CATEGORY,
             description=(
                 "Draws pair `index` of SynthFashion's test split: one synthetic person in two "

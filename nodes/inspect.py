@@ -82,7 +82,7 @@ class AttentionMap(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TruePose_AttentionMap",
-            display_name="TruePose Attention Map",
+            display_name="TruePose Attention Map (where it copies from)",
             category=CATEGORY,
             description=(
                 "Shows, over the source image, how much HPFA attention (eq. 7) each source "
@@ -91,7 +91,7 @@ class AttentionMap(io.ComfyNode):
             ),
             inputs=[
                 TruePoseSocket.Input("truepose", tooltip="From Load TruePose Checkpoint."),
-                SourceSocket.Input("source", tooltip="From TruePose SourceNet Encode."),
+                SourceSocket.Input("source", tooltip="From TruePose Source Person."),
                 PoseSocket.Input(
                     "target_pose",
                     tooltip="Target pose(s), x/y in pixels of their frame; selects regions.",
@@ -107,7 +107,10 @@ class AttentionMap(io.ComfyNode):
                     min=0.0,
                     max=1.0,
                     step=0.05,
-                    tooltip="Heat map opacity over the image: 0 = image only, 1 = map only.",
+                    tooltip=(
+                        "How strongly the heat map covers the photo (0..1): 0 = photo only, "
+                        "1 = map only."
+                    ),
                 ),
             ],
             outputs=[
@@ -149,7 +152,7 @@ class Metrics(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TruePose_Metrics",
-            display_name="TruePose Metrics (SSIM / PSNR)",
+            display_name="TruePose Score (SSIM / PSNR)",
             category=CATEGORY,
             is_output_node=True,
             description=(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 
 from ..truepose_core import parsing, schp
 from ..truepose_core.errors import ParsingError
@@ -75,6 +75,12 @@ def person_mask(batch: ParsingBatch) -> torch.Tensor:
     return (batch.labels != 0).float()
 
 
+def _parsing_output(batch: ParsingBatch) -> io.NodeOutput:
+    """Parsing, its colour preview and person mask; the preview is also shown on the node."""
+    preview = colorized(batch)
+    return io.NodeOutput(batch, preview, person_mask(batch), ui=ui.PreviewImage(preview))
+
+
 def _parsing_outputs() -> list[io.Output]:
     return [
         ParsingSocket.Output(
@@ -93,7 +99,7 @@ class HumanParse(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TruePose_HumanParse",
-            display_name="TruePose Human Parse (SCHP)",
+            display_name="TruePose Human Parse (body parts)",
             category=CATEGORY,
             description=(
                 "Labels every pixel with a body part or garment class using Self-Correction "
@@ -130,7 +136,7 @@ class HumanParse(io.ComfyNode):
             parser = schp.load_schp(path, device=mm.unet_offload_device())
             labels = parse_images(parser, image)
             batch = ParsingBatch(labels=labels, label_set=parser.label_set)
-            return io.NodeOutput(batch, colorized(batch), person_mask(batch))
+            return _parsing_output(batch)
 
 
 def _to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -176,7 +182,7 @@ class ParsingFromImage(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TruePose_ParsingFromImage",
-            display_name="TruePose Parsing from Image",
+            display_name="TruePose Body Parts from Image",
             category=CATEGORY,
             description=(
                 "Reads a human-parsing map loaded as an image: colours of the LIP/ATR palette "
@@ -224,7 +230,7 @@ class ParsingFromImage(io.ComfyNode):
                 parsing.validate_parsing(labels, parsing.get_label_set(label_set))
                 maps.append(torch.from_numpy(labels))
             batch = ParsingBatch(labels=torch.stack(maps), label_set=label_set)
-            return io.NodeOutput(batch, colorized(batch), person_mask(batch))
+            return _parsing_output(batch)
 
 
 NODES: list[type[io.ComfyNode]] = [HumanParse, ParsingFromImage]

@@ -7,12 +7,13 @@ pixels of the frame) and a skeleton preview ``IMAGE``. Parsing and drawing live 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
 import numpy as np
 import torch
-from comfy_api.latest import io
+from comfy_api.latest import io, ui
 
 from ..truepose_core import keypoints
 from ..truepose_core.errors import PoseError
@@ -77,7 +78,7 @@ def chosen_output(people_per_frame: list[list[keypoints.Pose]], person_index: in
             width, height = people[index].width, people[index].height
         frames.append(keypoints.render_people(people, index, width, height))
     preview = torch.from_numpy(np.stack(frames)).float().div(255.0)
-    return io.NodeOutput(poses, preview)
+    return io.NodeOutput(poses, preview, ui=ui.PreviewImage(preview))
 
 
 def render_previews(poses: list[keypoints.Pose]) -> torch.Tensor:
@@ -90,7 +91,9 @@ def render_previews(poses: list[keypoints.Pose]) -> torch.Tensor:
 
 
 def _pose_output(poses: list[keypoints.Pose]) -> io.NodeOutput:
-    return io.NodeOutput(list(poses), render_previews(poses))
+    """The poses, their skeleton IMAGE, and the same skeletons shown on the node itself."""
+    previews = render_previews(poses)
+    return io.NodeOutput(list(poses), previews, ui=ui.PreviewImage(previews))
 
 
 def _size_or_none(value: int) -> int | None:
@@ -111,7 +114,7 @@ class PoseFromKeypoint(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TruePose_PoseFromKeypoint",
-            display_name="TruePose Pose from POSE_KEYPOINT",
+            display_name="TruePose Pose from Pose Detector (DWPose / OpenPose)",
             category=CATEGORY,
             description=(
                 "Reads the POSE_KEYPOINT output of the OpenPose or DWPose preprocessor "
@@ -142,16 +145,33 @@ class PoseFromKeypoint(io.ComfyNode):
 
 
 def json_files_in_input() -> list[str]:
-    """JSON files under ComfyUI's input folder, as names relative to it."""
+    """The .json files directly in ComfyUI's input folder (one directory read, like Load
+    Image's list: the node list is built often, so no walk through subfolders)."""
     import folder_paths
 
     root = folder_paths.get_input_directory()
-    found: list[str] = []
-    for folder, _dirs, files in os.walk(root):
-        for name in files:
-            if name.lower().endswith(JSON_EXTENSIONS):
-                found.append(os.path.relpath(os.path.join(folder, name), root).replace("\\", "/"))
-    return sorted(found)
+    if not os.path.isdir(root):
+        return []
+    with os.scandir(root) as entries:
+        return sorted(
+            e.name for e in entries if e.is_file() and e.name.lower().endswith(JSON_EXTENSIONS)
+        )
+
+
+def input_file_digest(name: str) -> str:
+    """SHA-256 of the input folder's file ``name``, or a marker when it cannot be read, so
+    that a pose file edited on disk runs the node again instead of giving a cached pose."""
+    import folder_paths
+
+    root = os.path.realpath(folder_paths.get_input_directory())
+    path = os.path.realpath(os.path.join(root, name))
+    if os.path.commonpath([root, path]) != root or not os.path.isfile(path):
+        return f"missing:{name}"
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_input_json(name: str) -> object:
@@ -192,7 +212,8 @@ class PoseFromOpenPoseJSON(io.ComfyNode):
             description=(
                 "Reads OpenPose JSON pasted as text or from a .json file in ComfyUI's input "
                 "folder: one frame object, or a list of frames as saved from POSE_KEYPOINT. "
-                "Keeps one person of each frame: the largest, or person_index."
+                "Keeps one person of each frame: the largest, or person_index, and shows the "
+                "skeleton on the node. A file edited on disk is read again on the next run."
             ),
             inputs=[
                 io.String.Input(
@@ -210,7 +231,8 @@ class PoseFromOpenPoseJSON(io.ComfyNode):
                     options=[NO_FILE, *json_files_in_input()],
                     default=NO_FILE,
                     tooltip=(
-                        "A .json file in ComfyUI's input folder, read instead of json_text. "
+                        "A .json file directly in ComfyUI's input folder (press R to refresh "
+                        "the list after adding one), read instead of json_text. "
                         f"{NO_FILE} uses json_text."
                     ),
                 ),
@@ -238,6 +260,13 @@ class PoseFromOpenPoseJSON(io.ComfyNode):
             ],
             outputs=_pose_outputs(),
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, json_text: str = "", file: str = NO_FILE, **_) -> str:
+        """The file's contents count, not only its name (ComfyUI's IS_CHANGED)."""
+        if not file or file == NO_FILE:
+            return ""
+        return input_file_digest(file)
 
     @classmethod
     def execute(
@@ -358,7 +387,7 @@ class PoseBatch(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TruePose_PoseBatch",
-            display_name="TruePose Pose Batch",
+            display_name="TruePose Combine Poses",
             category=CATEGORY,
             description="Joins poses into one batch: poses_1 first, then poses_2, ...",
             inputs=[

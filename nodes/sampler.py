@@ -154,19 +154,29 @@ class TrueSampler(io.ComfyNode):
                 "keeps the input latent outside the mask (style transfer)."
             ),
             inputs=[
-                io.Model.Input("model", tooltip="MODEL from TruePose HPFA Patch Model."),
+                io.Model.Input("model", tooltip="MODEL from TruePose Pose Transfer (patch model)."),
                 TruePoseSocket.Input("truepose", tooltip="From Load TruePose Checkpoint."),
-                SourceSocket.Input("source", tooltip="From TruePose SourceNet Encode."),
+                SourceSocket.Input("source", tooltip="From TruePose Source Person."),
                 io.Int.Input(
                     "seed",
                     default=0,
                     min=0,
                     max=0xFFFFFFFFFFFFFFFF,
                     control_after_generate=True,
-                    tooltip="Noise seed (integer); the same seed gives the same latent.",
+                    tooltip=(
+                        "Which random start the image grows from (an integer): the same seed "
+                        "gives the same image, another seed a variation [noise seed]."
+                    ),
                 ),
                 io.Int.Input(
-                    "steps", default=35, min=1, max=1000, tooltip="Denoising steps; paper 35."
+                    "steps",
+                    default=35,
+                    min=1,
+                    max=1000,
+                    tooltip=(
+                        "How many times the image is refined (a count): more is slower and "
+                        "cleaner, fewer leaves noise [denoising steps; paper 35]."
+                    ),
                 ),
                 io.Float.Input(
                     "cfg",
@@ -175,7 +185,11 @@ class TrueSampler(io.ComfyNode):
                     max=30.0,
                     step=0.1,
                     round=0.01,
-                    tooltip="Guidance scale w of eq. 11 (unitless); 1 skips the negative branch.",
+                    tooltip=(
+                        "How hard the image is pushed toward the source person (unitless): "
+                        "higher copies more closely but can look harsh, 1 = no push (faster) "
+                        "[guidance scale w, eq. 11; paper 3.5]."
+                    ),
                 ),
                 io.Combo.Input(
                     "sampler_name",
@@ -195,7 +209,10 @@ class TrueSampler(io.ComfyNode):
                     min=0.0,
                     max=1.0,
                     step=0.01,
-                    tooltip="Fraction of the schedule to run (0..1); 1 starts from pure noise.",
+                    tooltip=(
+                        "How much of the start image is repainted (0..1): 1 = everything, from "
+                        "pure noise; lower keeps more of a given latent [denoise]."
+                    ),
                 ),
                 io.Latent.Input(
                     "latent",
@@ -276,7 +293,7 @@ class SourceConditioning(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TruePose_SourceConditioning",
-            display_name="TruePose Source Conditioning",
+            display_name="TruePose Source Conditioning (for KSampler)",
             category=CATEGORY,
             description=(
                 "Positive = the source image's projected CLIP embedding, negative = zeros: the "
@@ -286,7 +303,7 @@ class SourceConditioning(io.ComfyNode):
             ),
             inputs=[
                 TruePoseSocket.Input("truepose", tooltip="From Load TruePose Checkpoint."),
-                SourceSocket.Input("source", tooltip="From TruePose SourceNet Encode."),
+                SourceSocket.Input("source", tooltip="From TruePose Source Person."),
                 io.Int.Input(
                     "batch_size",
                     default=1,

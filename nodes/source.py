@@ -125,10 +125,10 @@ class SourceNetEncode(io.ComfyNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TruePose_SourceNetEncode",
-            display_name="TruePose SourceNet Encode",
+            display_name="TruePose Source Person",
             category=CATEGORY,
             description=(
-                "Encodes the source person once: VAE latent, SourceNet features at timestep 0 "
+                "Reads the person to copy, once: VAE latent, SourceNet features at timestep 0 "
                 "for every fused layer, and CLIP embeddings of the whole image and of each "
                 "parsing region. Reused by every pose and every sampling step."
             ),

@@ -58,8 +58,10 @@ def mask_weight_inputs() -> list:
             max=4.0,
             step=0.05,
             tooltip=(
-                "Eq. 6 weight (unitless) for source tokens OUTSIDE the regions the target pose "
-                f"selects; paper {defaults.sigma}."
+                "How much the source parts the target pose does NOT show (e.g. the legs for a "
+                "half-body pose) still feed the image (unitless weight): higher lets them "
+                "leak in, lower keeps them out [HPFA sigma, eq. 6; paper "
+                f"{defaults.sigma}]."
             ),
         ),
         io.Float.Input(
@@ -69,8 +71,10 @@ def mask_weight_inputs() -> list:
             max=4.0,
             step=0.05,
             tooltip=(
-                "Eq. 6 weight (unitless) for source tokens INSIDE the selected regions; "
-                f"paper {defaults.delta}."
+                "How strongly the image copies the source parts the target pose DOES show "
+                "(face, clothes, arms; unitless weight): higher keeps their colours and "
+                "patterns closer to the source [HPFA delta, eq. 6; paper "
+                f"{defaults.delta}]."
             ),
         ),
     ]

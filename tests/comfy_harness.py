@@ -81,8 +81,19 @@ def make_base_directory(base: Path, pack_dir: Path = REPO_ROOT) -> Path:
         (base / sub).mkdir(parents=True, exist_ok=True)
     settings = base / "user" / "default" / "comfy.settings.json"
     settings.parent.mkdir(parents=True, exist_ok=True)
-    # A returning user: no first-run template browser over the canvas.
-    settings.write_text(json.dumps({"Comfy.TutorialCompleted": True}))
+    # A returning user: no first-run template browser over the canvas; and an offline one:
+    # no release check against api.comfy.org (it fails, and logs a console error, at random).
+    settings.write_text(
+        json.dumps(
+            {
+                "Comfy.TutorialCompleted": True,
+                "Comfy.Notification.ShowVersionUpdates": False,
+                # Screenshots show every node in full detail, with no minimap over them.
+                "LiteGraph.Canvas.MinFontSizeForLOD": 0,
+                "Comfy.Minimap.Visible": False,
+            }
+        )
+    )
     link = base / "custom_nodes" / PACK_NAME
     if not link.exists():
         link.symlink_to(pack_dir, target_is_directory=True)
@@ -290,8 +301,11 @@ class ServerError(AssertionError):
 class ComfyServer:
     """``python main.py --cpu`` on a loopback port, with the pack in its custom_nodes."""
 
-    def __init__(self, comfyui: Path, base: Path, port: int | None = None) -> None:
+    def __init__(
+        self, comfyui: Path, base: Path, port: int | None = None, python: str | None = None
+    ) -> None:
         self.comfyui = comfyui
+        self.python = python or sys.executable  # e.g. a fresh venv's, to test an install
         self.base = base
         self.port = port or free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
@@ -301,7 +315,7 @@ class ComfyServer:
     def start(self, timeout: float = 180.0) -> ComfyServer:
         make_base_directory(self.base)
         command = [
-            sys.executable,
+            self.python,
             "main.py",
             "--cpu",
             "--listen",
@@ -485,12 +499,20 @@ const [workflow, done] = arguments;
 
 _APP_READY_JS = r"""
 const app = window.comfyAPI && window.comfyAPI.app && window.comfyAPI.app.app;
-return !!(app && app.graph && app.canvas && app.vueAppReady);
+const graph = window.LiteGraph || (window.comfyAPI && window.comfyAPI.litegraph
+    && window.comfyAPI.litegraph.LiteGraph);
+// Node definitions arrive after the app shell: wait until the stock ones are registered.
+const registered = !!(graph && graph.registered_node_types
+    && graph.registered_node_types['PreviewImage']);
+return !!(app && app.graph && app.canvas && app.vueAppReady && registered);
 """
 
 
 def load_workflow_in_browser(
-    server_url: str, workflow_json: dict | str, timeout: float = 120.0
+    server_url: str,
+    workflow_json: dict | str,
+    timeout: float = 120.0,
+    window: tuple[int, int] = (1400, 900),
 ) -> tuple[list[str], bytes]:
     """Open the frontend at ``server_url`` in headless Chromium and load a UI workflow.
 
@@ -519,7 +541,7 @@ def load_workflow_in_browser(
         "--no-sandbox",
         "--disable-gpu",
         "--disable-dev-shm-usage",
-        "--window-size=1400,900",
+        f"--window-size={window[0]},{window[1]}",
         "--no-first-run",
         "--disable-extensions",
         "--disable-background-networking",

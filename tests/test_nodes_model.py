@@ -289,3 +289,74 @@ def test_stock_ksampler_with_source_conditioning_equals_true_sampler(comfy, load
         model, 3, 2, 3.5, "ddim", "ddim_uniform", positive, negative, latent, denoise=1.0
     )[0]
     assert not torch.equal(plain["samples"], ours["samples"])  # the patch does the work
+
+
+def test_region_alignment_lives_on_the_patch_node(comfy, loaded, source):
+    """The patch node's own CAA inputs work without a Region Alignment node, win over one
+    placed before it, and a Region Alignment node after the patch says what to do."""
+    model, truepose, _vae = loaded
+    runtime = comfy.pack_module("nodes.runtime")
+    errors = comfy.pack_module("nodes.errors")
+    patch = comfy.node_class("TruePose_HPFAPatchModel")
+    settings = comfy.node_class("TruePose_CAAPatch")
+    poses = _poses(comfy, STANDING_Y)
+
+    def caa_sizes(upstream, **inputs):
+        """K per fused layer of the built patch (None where CAA is off)."""
+        patched = patch.execute(upstream, truepose, source, poses, 0.3, 0.6, 1.0, **inputs)
+        layers = runtime.find_patch(patched.result[0]).state.layers.values()
+        return {None if layer.caa is None else int(layer.caa.labels.shape[1]) for layer in layers}
+
+    assert None not in caa_sizes(model)  # default: on
+    assert caa_sizes(model, region_alignment="off") == {None}
+    assert caa_sizes(model, aligned_regions=1) == {1}
+    assert caa_sizes(model, aligned_regions=3) == {3}
+    switched_off = settings.execute(model, False, 2).result[0]
+    assert caa_sizes(switched_off) == {None}  # the Region Alignment node still counts
+    assert None not in caa_sizes(switched_off, region_alignment="on")
+    assert caa_sizes(settings.execute(model, True, 1).result[0], aligned_regions=2) == {2}
+
+    patched = patch.execute(model, truepose, source, poses, 0.3, 0.6, 1.0).result[0]
+    with pytest.raises(errors.TruePoseNodeError, match="region_alignment"):
+        settings.execute(patched, True, 2)
+
+
+#: The knobs that change the generated image, per node: each tooltip says what turning it
+#: does in plain words and gives the paper's term in brackets.
+IMAGE_KNOBS = {
+    "TruePose_HPFAPatchModel": (
+        "sigma",
+        "delta",
+        "strength",
+        "region_alignment",
+        "aligned_regions",
+    ),
+    "TruePose_CAAPatch": ("enabled", "regions"),
+    "TruePose_TrueSampler": ("seed", "steps", "cfg", "denoise"),
+    "TruePose_AttentionMap": ("sigma", "delta"),
+}
+OLD_JARGON_NAMES = (
+    "TruePose HPFA Patch Model",
+    "TruePose CAA Settings",
+    "TruePose SourceNet Encode",
+)
+
+
+def test_display_names_and_knob_tooltips_speak_plainly(comfy):
+    import nodes
+
+    names = {
+        node_id: nodes.NODE_DISPLAY_NAME_MAPPINGS.get(node_id, node_id)
+        for node_id in comfy.node_ids()
+        if node_id.startswith("TruePose_")
+    }
+    assert not set(names.values()) & set(OLD_JARGON_NAMES)
+    assert names["TruePose_HPFAPatchModel"] == "TruePose Pose Transfer (patch model)"
+    assert names["TruePose_CAAPatch"] == "TruePose Region Alignment (CAA)"
+    assert names["TruePose_SourceNetEncode"] == "TruePose Source Person"
+    for node_id, knobs in IMAGE_KNOBS.items():
+        inputs = {i.id: i for i in comfy.node_class(node_id).GET_SCHEMA().inputs}
+        for knob in knobs:
+            tip = inputs[knob].tooltip
+            assert "[" in tip and tip.rstrip(".").endswith("]"), f"{node_id}.{knob}: {tip}"
+            assert not tip.lower().startswith(("eq.", "eq ")), f"{node_id}.{knob}: {tip}"

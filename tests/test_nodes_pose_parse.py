@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,6 +78,18 @@ def test_model_folder_from_extra_paths_keeps_its_paths(comfy, tmp_path):
 # Pose nodes, called as ComfyUI calls them
 
 
+def _check_shown_on_node(output, count):
+    """The node's ``ui`` shows ``count`` preview PNGs saved in ComfyUI's temp folder."""
+    import folder_paths
+
+    shown = output.ui.as_dict()["images"]
+    assert len(shown) == count
+    for image in shown:
+        assert image["type"] == "temp"
+        path = Path(folder_paths.get_temp_directory()) / image["subfolder"] / image["filename"]
+        assert path.is_file() and path.read_bytes().startswith(b"\x89PNG")
+
+
 def _check_pose_output(output, count, width, height):
     poses, preview = output.result
     assert len(poses) == count
@@ -84,6 +97,7 @@ def _check_pose_output(output, count, width, height):
     assert preview.dtype == torch.float32
     assert float(preview.min()) >= 0.0 and float(preview.max()) <= 1.0
     assert float(preview.max()) > 0.5  # a skeleton was drawn
+    _check_shown_on_node(output, count)
     return poses
 
 
@@ -109,13 +123,40 @@ def test_pose_from_openpose_json_text_and_file(comfy):
     poses = _check_pose_output(node.execute(json.dumps(document), "(none)", 176, 256), 1, 176, 256)
     assert poses[0] == pose
 
-    (comfy.input_dir / "poses").mkdir(exist_ok=True)
-    (comfy.input_dir / "poses" / "one.json").write_text(
-        json.dumps(keypoints.pose_to_openpose_json(pose))
-    )
-    assert "poses/one.json" in comfy.pack_module("nodes.pose").json_files_in_input()
-    poses = _check_pose_output(node.execute("", "poses/one.json", 0, 0), 1, 176, 256)
+    (comfy.input_dir / "one.json").write_text(json.dumps(keypoints.pose_to_openpose_json(pose)))
+    poses = _check_pose_output(node.execute("", "one.json", 0, 0), 1, 176, 256)
     assert poses[0] == pose
+
+
+def test_openpose_json_lists_only_json_files_of_the_input_folder(comfy):
+    (comfy.input_dir / "listed.JSON").write_text("{}")
+    (comfy.input_dir / "photo.png").write_bytes(b"not a pose")
+    (comfy.input_dir / "deep" / "er").mkdir(parents=True, exist_ok=True)
+    (comfy.input_dir / "deep" / "er" / "hidden.json").write_text("{}")
+    listed = comfy.pack_module("nodes.pose").json_files_in_input()
+    assert "listed.JSON" in listed
+    assert all(name.lower().endswith(".json") and "/" not in name for name in listed)
+    options = next(
+        i.options
+        for i in comfy.node_class("TruePose_PoseFromOpenPoseJSON").GET_SCHEMA().inputs
+        if i.id == "file"
+    )
+    assert options[0] == "(none)" and "listed.JSON" in options and "photo.png" not in options
+
+
+def test_openpose_json_file_edited_on_disk_runs_again(comfy):
+    """fingerprint_inputs hashes the file, so ComfyUI's cache does not serve a stale pose."""
+    keypoints = comfy.pack_module("truepose_core.keypoints")
+    node = comfy.node_class("TruePose_PoseFromOpenPoseJSON")
+    pose = _deepfashion_pose(comfy)
+    path = comfy.input_dir / "edited.json"
+    path.write_text(json.dumps(keypoints.pose_to_openpose_json(pose)))
+    before = node.fingerprint_inputs(json_text="", file="edited.json", width=0, height=0)
+    assert before == node.fingerprint_inputs(json_text="", file="edited.json", width=0, height=0)
+    path.write_text(json.dumps(keypoints.pose_to_openpose_json(pose.resized(352, 512))))
+    after = node.fingerprint_inputs(json_text="", file="edited.json", width=0, height=0)
+    assert after != before
+    assert node.fingerprint_inputs(json_text="{}", file="(none)", width=0, height=0) == ""
 
 
 def test_pose_from_deepfashion_scales_to_target(comfy):
@@ -232,6 +273,7 @@ def test_human_parse_lists_and_runs_a_checkpoint(comfy, random_schp):
     assert preview.shape == (2, 96, 64, 3)
     assert mask.shape == (2, 96, 64)
     torch.testing.assert_close(mask, (batch.labels != 0).float())
+    _check_shown_on_node(node.execute(image, random_schp), 1)
 
 
 def test_human_parse_unknown_model_reads_well(comfy):
@@ -253,6 +295,7 @@ def test_parsing_from_image_palette_and_indices(comfy):
     torch.testing.assert_close(batch.labels[0], labels)
     torch.testing.assert_close(preview, image)
     assert float(mask.sum()) == float((labels != 0).sum())
+    _check_shown_on_node(node.execute(image, "lip", "auto"), 1)
 
     gray = labels.float().div(255.0)[None, :, :, None].expand(1, 48, 32, 3)
     batch, _, _ = node.execute(gray, "lip", "label indices").result

@@ -1,7 +1,14 @@
-"""The example workflows against a real ComfyUI server: validation, a full run, the browser."""
+"""The workflow templates against a real ComfyUI server: validation, full runs, the browser.
+
+``TRUEPOSE_DOCS_DIR=docs`` refreshes the README's pictures and the templates' thumbnails:
+each template's screenshot (``docs/workflow-<name>.png``, and a small JPEG beside the
+template in ``example_workflows/``, which the template browser shows) and the image the demo
+makes with its own 35 steps (``docs/demo-workflow-output.png``).
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -13,23 +20,21 @@ from PIL import Image
 
 pytestmark = pytest.mark.comfyui
 
-WORKFLOWS = REPO_ROOT / "workflows"
-API_FILES = sorted(WORKFLOWS.glob("*.api.json"))
-UI_FILES = sorted(p for p in WORKFLOWS.glob("*.json") if not p.name.endswith(".api.json"))
+EXAMPLES = REPO_ROOT / "example_workflows"
+API = REPO_ROOT / "scripts" / "templates" / "api"
+API_FILES = sorted(API.glob("*.api.json"))
+UI_FILES = sorted(EXAMPLES.glob("*.json"))
 DEMO = "truepose-synthfashion-demo"
 SMALL_MODEL = "truepose-synthfashion-small.safetensors"
-#: Set TRUEPOSE_DOCS_DIR=docs to refresh the README's screenshot and output image (the
-#: workflow then runs with its own 35 steps instead of 4).
+SCHP_LIP = "exp-schp-201908261155-lip.pth"
+#: Set TRUEPOSE_DOCS_DIR=docs to refresh the README's pictures and the thumbnails (the demo
+#: then runs with its own 35 steps instead of 4).
 DOCS_DIR = os.environ.get("TRUEPOSE_DOCS_DIR", "")
 PACK_SMALL_MODEL = REPO_ROOT / "truepose_core" / "assets" / SMALL_MODEL
-# Files the full-size graphs name: listed by the server, never loaded by these tests.
-PLACEHOLDER_MODELS = {
-    "truepose": "truepose-sd15-deepfashion-512x352.safetensors",
-    "vae": "vae-ft-mse-840000-ema-pruned.safetensors",
-    "clip_vision": "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
-    "schp": "exp-schp-201908261155-lip.pth",
-}
-INPUT_IMAGES = ("truepose_source.png", "truepose_reference.png")
+INPUT_IMAGES = ("truepose_source.png",)
+THUMBNAIL_SIZE = (700, 450)
+#: The browser window of the README's screenshots: a common 1920x1080 screen.
+SCREEN = (1920, 1080)
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +48,16 @@ def server(comfy_server):
         target = models / "truepose" / SMALL_MODEL
         if not target.exists():
             save_tiny_checkpoint(target)
-    for folder, name in PLACEHOLDER_MODELS.items():
-        (models / folder).mkdir(parents=True, exist_ok=True)
-        (models / folder / name).touch()
+    schp = models / "schp" / SCHP_LIP
+    if not schp.exists():  # the official file's format and size, with random weights
+        import torch
+
+        from truepose_core.schp import build_schp
+
+        torch.manual_seed(0)
+        state = {k: v.half() for k, v in build_schp(20).state_dict().items()}
+        schp.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"state_dict": state}, schp)
     rng = np.random.default_rng(0)
     for name in INPUT_IMAGES:
         pixels = rng.integers(0, 255, (512, 352, 3), dtype=np.uint8)
@@ -57,11 +69,15 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_every_workflow_has_both_formats():
-    assert len(API_FILES) == len(UI_FILES) == 4
+def test_every_template_has_an_api_twin():
+    assert UI_FILES and len(API_FILES) == len(UI_FILES)
     for ui in UI_FILES:
-        assert (WORKFLOWS / f"{ui.stem}.api.json").exists()
-        assert (REPO_ROOT / "example_workflows" / ui.name).read_text() == ui.read_text()
+        assert (API / f"{ui.stem}.api.json").exists()
+
+
+def test_server_lists_each_template_once(server):
+    listed = server.get_json("/workflow_templates")
+    assert sorted(listed.get("comfyui-truepose", [])) == sorted(p.stem for p in UI_FILES)
 
 
 def _input_spec(info: dict, name: str):
@@ -96,10 +112,13 @@ def test_api_workflow_validates_against_object_info(server, path):
                 assert options.get("min", value) <= value <= options.get("max", value)
 
 
-def test_synthfashion_workflow_runs_end_to_end(server):
-    prompt = _load(WORKFLOWS / f"{DEMO}.api.json")
+@pytest.mark.parametrize("path", API_FILES, ids=lambda p: p.name)
+def test_template_runs_end_to_end(server, path):
+    """Every template runs as shipped (the SCHP weights are random, the photo is noise)."""
+    prompt = _load(path)
+    demo = path.name == f"{DEMO}.api.json"
     for node in prompt.values():
-        if node["class_type"] == "TruePose_TrueSampler" and not DOCS_DIR:
+        if node["class_type"] == "TruePose_TrueSampler" and not (demo and DOCS_DIR):
             node["inputs"]["steps"] = 4  # keep the CPU run short; the graph is unchanged
     entry = server.run_prompt(prompt, timeout=600)
     status = entry["status"]
@@ -113,16 +132,43 @@ def test_synthfashion_workflow_runs_end_to_end(server):
     assert saved and saved[0]["filename"].endswith(".png")
     path = server.base / "output" / saved[0]["subfolder"] / saved[0]["filename"]
     assert Image.open(path).size == (88, 128)
-    if DOCS_DIR:  # refresh the README's picture of the workflow's output
+    shown = {
+        prompt[node_id]["class_type"]
+        for node_id, output in entry["outputs"].items()
+        if output.get("images")
+    }
+    for node_type in ("TruePose_HumanParse", "TruePose_PoseFromOpenPoseJSON"):
+        if any(node["class_type"] == node_type for node in prompt.values()):
+            assert node_type in shown, f"{node_type} shows no preview on the node"
+    if demo and DOCS_DIR:  # refresh the README's picture of the workflow's output
         Path(DOCS_DIR).mkdir(exist_ok=True)
         (Path(DOCS_DIR) / "demo-workflow-output.png").write_bytes(path.read_bytes())
+
+
+def _write_pictures(stem: str, png: bytes) -> None:
+    """The README's screenshot of a template, and its thumbnail beside the template."""
+    Path(DOCS_DIR).mkdir(exist_ok=True)
+    (Path(DOCS_DIR) / f"workflow-{stem}.png").write_bytes(png)
+    thumbnail = Image.open(io.BytesIO(png)).convert("RGB")
+    thumbnail.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
+    thumbnail.save(EXAMPLES / f"{stem}.jpg", quality=85, optimize=True)
 
 
 @pytest.mark.browser
 @pytest.mark.parametrize("path", UI_FILES, ids=lambda p: p.name)
 def test_ui_workflow_loads_in_the_browser(server, path):
-    errors, png = load_workflow_in_browser(server.url, _load(path))
+    errors, png = load_workflow_in_browser(server.url, _load(path), window=SCREEN)
     assert errors == [], errors
-    if path.stem == DEMO and DOCS_DIR:  # refresh the README's screenshot
-        Path(DOCS_DIR).mkdir(exist_ok=True)
-        (Path(DOCS_DIR) / "demo-workflow.png").write_bytes(png)
+    if DOCS_DIR:
+        _write_pictures(path.stem, png)
+
+
+@pytest.mark.browser
+def test_missing_model_files_are_offered_by_the_frontend(server):
+    """The templates' ``models`` entries reach the frontend's missing-models dialog."""
+    workflow = next(w for w in map(_load, UI_FILES) if w.get("models"))
+    wanted = dict(workflow["models"][0], name="not-downloaded-" + workflow["models"][0]["name"])
+    workflow["models"] = [wanted]
+    errors, _png = load_workflow_in_browser(server.url, workflow)
+    dialogs = [e for e in errors if e.startswith("dialog: ")]
+    assert any(wanted["name"] in e and wanted["directory"] in e for e in dialogs), errors
