@@ -8,11 +8,11 @@ SynthFashion at ``--size`` with a 4-channel PatchVAE fitted at that size. Four c
 keep SD's latent layout and lose fine patterns (about 22 dB), but a small UNet learns to
 denoise them within a few hundred steps, where the shipped model's 36 channels need
 thousands: at a CPU budget, this is the setting in which the variants can differ at all.
-Each variant is a ``TruePoseConfig`` switch (the paper's names): full TruePose, without HPFA's parsing-guided
-reweighting, without CAA, and pose only (no SourceNet, no CAA, no source context: what the
-pose alone gives). All runs are scored on the same held-out pairs of a data seed used
-nowhere else, beside the two trivial baselines (copy the source; fill with the source's
-background colour), with whole-image SSIM/PSNR and the region scores of
+Each variant is a ``TruePoseConfig`` switch (the paper's names): full TruePose, without
+HPFA's parsing-guided reweighting, without CAA, and pose only (no SourceNet, no CAA, no
+source context: what the pose alone gives). All runs are scored on the same held-out pairs
+of a data seed used nowhere else, beside the two trivial baselines (copy the source; fill
+with the source's background colour), with whole-image SSIM/PSNR and the region scores of
 ``truepose_core.metrics.regions``. ``ablation.md`` and ``ablation.json`` hold the results.
 """
 
