@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
+from ..truepose_core.config import SamplingConfig
 from ..truepose_core.errors import BatchError, ConfigError, ImageError
 from . import runtime
 from .errors import node_errors
@@ -144,11 +145,15 @@ class TrueSampler(io.ComfyNode):
                     tooltip="Noise seed (integer); the same seed gives the same latent.",
                 ),
                 io.Int.Input(
-                    "steps", default=35, min=1, max=1000, tooltip="Denoising steps; paper 35."
+                    "steps",
+                    default=SamplingConfig.steps,
+                    min=1,
+                    max=1000,
+                    tooltip="Denoising steps; paper 35.",
                 ),
                 io.Float.Input(
                     "cfg",
-                    default=3.5,
+                    default=SamplingConfig.cfg_scale,
                     min=0.0,
                     max=30.0,
                     step=0.1,

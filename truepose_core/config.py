@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .parsing import LABEL_SET_NAMES
 
 #: The 16 self-attention layers of SD1.5, as (block, block id, transformer index) names.
 SD15_LAYERS: tuple[str, ...] = (
@@ -34,7 +35,7 @@ SD15_LAYERS: tuple[str, ...] = (
 )
 
 FUSION_MODES = ("hpfa", "concat", "clip_only")
-LABEL_SETS = ("lip", "atr")
+LABEL_SETS = LABEL_SET_NAMES  # the names' one home is parsing.LABEL_SETS
 ATTENTION_BACKENDS = ("auto", "naive", "chunked", "flex")
 
 

@@ -142,6 +142,8 @@ ATR = LabelSet(
 )
 
 LABEL_SETS: Mapping[str, LabelSet] = MappingProxyType({"lip": LIP, "atr": ATR})
+#: The label sets' names, the one list every option and check uses.
+LABEL_SET_NAMES: tuple[str, ...] = tuple(LABEL_SETS)
 
 #: Body part -> parsing label names it selects (METHOD.md, HPFA step 1). Names a label set
 #: lacks are skipped (ATR has no Coat, LIP no Belt). ATR's Bag is never selected: it is not

@@ -13,6 +13,8 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from truepose_core.config import SamplingConfig
+
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "example_workflows"
 
@@ -270,14 +272,14 @@ def _decode_and_save(g: Graph, latent, vae, prefix: str, col: int) -> Node:
     return image
 
 
-def _sampler(g, model, truepose, source, col, row=0, steps=35, latent=None):
+def _sampler(g, model, truepose, source, col, row=0, steps=SamplingConfig.steps, latent=None):
     inputs = {
         "model": (model, 0),
         "truepose": (truepose, 1),
         "source": (source, 0),
         "seed": 0,
         "steps": steps,
-        "cfg": 3.5,
+        "cfg": SamplingConfig.cfg_scale,
         "sampler_name": "ddim",
         "scheduler": "ddim_uniform",
         "denoise": 1.0,
@@ -430,7 +432,7 @@ def style_transfer() -> Graph:
     return g
 
 
-def synthfashion_demo(steps: int = 35) -> Graph:
+def synthfashion_demo(steps: int = SamplingConfig.steps) -> Graph:
     g = Graph(
         "truepose-synthfashion-demo",
         f"TruePose demo with no input files: the pack's small model ({SMALL_MODEL}, in "
