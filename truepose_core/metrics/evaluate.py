@@ -24,7 +24,7 @@ from ..parsing import get_label_set
 from . import fid as fid_module
 from .fid import INCEPTION_SIZE, InceptionFeatures, load_inception
 from .files import StrPath
-from .image import SSIM_256_SIGMA, SSIM_WIN_SIZE, mean_psnr, psnr, ssim_256, ssim_skimage
+from .image import SSIM_256_SIGMA, SSIM_WIN_SIZE, image_means, psnr, ssim_256, ssim_skimage
 from .lpips import load_lpips
 from .regions import REGIONS, region_means, region_row
 
@@ -232,16 +232,7 @@ def evaluate_folders(
                 flush()
     flush()
 
-    psnr_mean, psnr_inf = mean_psnr([r["psnr"] for r in rows])
-    results: dict[str, Any] = {
-        "count": len(rows),
-        "ssim": float(np.mean([r["ssim"] for r in rows])),
-        "ssim_256": float(np.mean([r["ssim_256"] for r in rows])),
-        "psnr": psnr_mean,
-        "psnr_infinite_pairs": psnr_inf,
-    }
-    if lpips_model is not None:
-        results["lpips"] = float(np.mean([r["lpips"] for r in rows]))
+    results: dict[str, Any] = {"count": len(rows), **image_means(rows)}
     if parsings is not None:
         results.update(region_means(rows))
     real_dir = Path(fid_real_dir) if fid_real_dir is not None else Path(gt_dir)

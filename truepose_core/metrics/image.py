@@ -179,6 +179,11 @@ def image_metrics(
             )
         for row, value in zip(rows, values.float().cpu().tolist(), strict=True):
             row["lpips"] = value
+    return {**image_means(rows), "per_image": rows}
+
+
+def image_means(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Means of per-image ``ssim``, ``ssim_256``, ``psnr`` (and ``lpips`` when there)."""
     psnr_mean, psnr_inf = mean_psnr([r["psnr"] for r in rows])
     out: dict[str, Any] = {
         "ssim": float(np.mean([r["ssim"] for r in rows])),
@@ -186,7 +191,6 @@ def image_metrics(
         "psnr": psnr_mean,
         "psnr_infinite_pairs": psnr_inf,
     }
-    if lpips_model is not None:
+    if rows and all("lpips" in r for r in rows):
         out["lpips"] = float(np.mean([r["lpips"] for r in rows]))
-    out["per_image"] = rows
     return out
