@@ -75,3 +75,30 @@ def test_every_option_of_every_command_has_help_text():
         ["--pred", "p", "--gt", "g", "--fid-real", "r", "--parsing", "q", "--label-set", "atr"]
     )
     assert (evaluate.fid_real, evaluate.parsing, evaluate.label_set) == ("r", "q", "atr")
+
+
+def test_evaluate_reports_region_metrics_with_a_parsing_folder(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    from truepose_core.parsing import LIP
+
+    rng = np.random.default_rng(0)
+    labels = np.zeros((64, 56), np.uint8)
+    labels[10:40, 10:40] = LIP.index("Upper-clothes")
+    for folder in ("gt", "pred", "real", "parsing"):
+        (tmp_path / folder).mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 256, (64, 56, 3), dtype=np.uint8)).save(
+            tmp_path / "gt" / f"{name}.png"
+        )
+        Image.fromarray(rng.integers(0, 256, (64, 56, 3), dtype=np.uint8)).save(
+            tmp_path / "pred" / f"{name}.png"
+        )
+        Image.fromarray(labels, mode="L").save(tmp_path / "parsing" / f"{name}.png")
+    args = ["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")]
+    args += ["--parsing", str(tmp_path / "parsing"), "--out", str(tmp_path / "report")]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert report["upper_clothes_pairs"] == 2 and report["face_pairs"] == 0
+    assert "| upper clothes colour error |" in capsys.readouterr().out

@@ -274,7 +274,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     """Run (or resume) training; returns the path of the final checkpoint."""
     from accelerate import Accelerator, DistributedDataParallelKwargs
     from diffusers import DDPMScheduler
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
     from .checkpoint import save_truepose
@@ -310,7 +310,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     step = 0
     state_dir = _latest_state(out_dir) if resume else None
     if state_dir is not None:
-        model.load_state_dict(load_file(str(state_dir / "model.safetensors")), strict=True)
+        model_file = state_dir / "model.safetensors"
+        load_strict(model, read_tensors(model_file, "training state"), str(model_file))
         optimizer.load_state_dict(
             torch.load(state_dir / "optimizer.pt", map_location="cpu", weights_only=True)
         )

@@ -40,6 +40,10 @@ class InceptionFeatures(nn.Module):
     Parameter names are torchvision's ``Inception3`` names, those of pytorch-fid's
     ``pt_inception-2015-12-05-6726825d.pth`` and torchvision's ``inception_v3_google-*.pth``
     (less their unused ``fc`` / ``AuxLogits``).
+
+    Only the stem-to-pool3 order and the input scaling are written here, because
+    ``pytorch_fid.inception.InceptionV3`` downloads its weights in its constructor; the
+    opt-in real-weight test shows this order with pytorch-fid's blocks gives the TF numbers.
     """
 
     def __init__(self, variant: InceptionVariant = "tf") -> None:
