@@ -10,9 +10,9 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="256x176 only for the step cost")
     parser.add_argument("--skip-comfy", action="store_true")
     args = parser.parse_args()
-    from bench import attention, demo_run, poses, step_cost
+    from bench import attention, demo_run, poses, step_cost, synth_render
 
-    sections = [attention.main(), poses.main(), demo_run.main()]
+    sections = [attention.main(), poses.main(), demo_run.main(), synth_render.main()]
     res = ((256, 176),) if args.small else ((256, 176), (512, 352))
     sections.append(step_cost.main(res))
     if not args.skip_comfy:

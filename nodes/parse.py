@@ -19,7 +19,7 @@ from .model_folders import SCHP_FOLDER, resolve_model_path
 from .types import ParsingBatch, ParsingSocket
 
 CATEGORY = "TruePose/parsing"
-LABEL_SETS = ("lip", "atr")
+LABEL_SETS = parsing.LABEL_SET_NAMES
 ENCODINGS = ("auto", "palette colours", "label indices")
 #: Rough activation memory of one SCHP forward pass per network input pixel, in bytes
 #: (ResNet-101 features at strides 4..16 plus the decoder), used to make room on the device.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
+from ..truepose_core.config import SamplingConfig
 from ..truepose_core.errors import BatchError, ConfigError, ImageError
 from ..truepose_core.images import MAX_SIDE
 from . import runtime
@@ -170,7 +171,7 @@ class TrueSampler(io.ComfyNode):
                 ),
                 io.Int.Input(
                     "steps",
-                    default=35,
+                    default=SamplingConfig.steps,
                     min=1,
                     max=1000,
                     tooltip=(
@@ -180,7 +181,7 @@ class TrueSampler(io.ComfyNode):
                 ),
                 io.Float.Input(
                     "cfg",
-                    default=3.5,
+                    default=SamplingConfig.cfg_scale,
                     min=0.0,
                     max=30.0,
                     step=0.1,

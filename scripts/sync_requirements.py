@@ -8,9 +8,8 @@ changing the dependencies; ``tests/test_packaging.py`` fails while the two disag
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 HEADER = (

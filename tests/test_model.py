@@ -12,7 +12,7 @@ from tests.tiny_models import (
 )
 from truepose_core.config import SamplingConfig
 from truepose_core.errors import BatchError
-from truepose_core.sampling import guided_noise, sample
+from truepose_core.sampling import guided_noise, pair_noise, sample
 from truepose_core.unet_layers import unet_attention_layers
 
 
@@ -127,3 +127,18 @@ def test_cfg_one_runs_no_unconditional_branch(pipe):
         assert all(int((~c).sum()) == 1 for c in seen)
     finally:
         del pipe.model.predict_noise
+
+
+def test_batched_sampling_with_pair_noise_equals_one_pair_at_a_time(pipe):
+    randomize_zero_layers(pipe.model)
+    _, state = _state(pipe, [standing_pose(), legs_only_pose()])
+    settings = SamplingConfig(steps=2, cfg_scale=3.5)
+    seeds = [11, 7]
+    batched = sample(pipe.model, state, (16, 11), settings, noise=pair_noise(seeds, 4, (16, 11)))
+    for row, seed in enumerate(seeds):
+        one = state.index(torch.tensor([row]))
+        alone = sample(pipe.model, one, (16, 11), SamplingConfig(steps=2, cfg_scale=3.5, seed=seed))
+        assert torch.allclose(batched[row : row + 1], alone, atol=1e-5)
+    assert not torch.allclose(batched[0], batched[1])
+    with pytest.raises(BatchError, match="noise has shape"):
+        sample(pipe.model, state, (16, 11), settings, noise=pair_noise(seeds[:1], 4, (16, 11)))

@@ -13,25 +13,23 @@ from __future__ import annotations
 
 import contextlib
 import json
-import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from .atomic import atomic_file
 from .config import TruePoseConfig
 from .errors import CheckpointError, ConfigError
+from .weights import check_state, load_strict, read_metadata, read_tensors
 
 FORMAT = "truepose-v1"
 PREFIXES = ("target_unet.", "source_unet.", "fusion.", "pose_encoder.", "context_proj.")
 EMBEDDED_PREFIXES = ("vae.", "clip.")
-_LIST_LIMIT = 8
 
 #: diffusers config of the Stable Diffusion 1.5 UNet, so no download is needed to build it.
 SD15_UNET_CONFIG: dict[str, Any] = {
@@ -57,51 +55,9 @@ SD15_UNET_CONFIG: dict[str, Any] = {
 }
 
 
-def _short(keys) -> str:
-    keys = sorted(keys)
-    more = f" and {len(keys) - _LIST_LIMIT} more" if len(keys) > _LIST_LIMIT else ""
-    return f"{keys[:_LIST_LIMIT]}{more}"
-
-
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensors of a ``.safetensors`` file, or of a torch file loaded with ``weights_only``."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    if path.suffix == ".safetensors":
-        try:
-            return load_file(str(path))
-        except (SafetensorError, OSError, ValueError) as exc:
-            raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
-    try:
-        data = torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path}: refused to load; the file holds Python objects beyond plain weights "
-            "and only weights are loaded (torch.load with weights_only=True)"
-        ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from exc
-    if (
-        isinstance(data, Mapping)
-        and "state_dict" in data
-        and isinstance(data["state_dict"], Mapping)
-    ):
-        data = data["state_dict"]
-    if not isinstance(data, Mapping) or not all(isinstance(v, torch.Tensor) for v in data.values()):
-        raise CheckpointError(f"{path}: expected a mapping of tensor names to tensors")
-    return dict(data)
-
-
-def read_metadata(path: str | Path) -> dict[str, str]:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            return dict(f.metadata() or {})
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
+    """Tensors of a checkpoint file (safetensors or weights-only torch), see :mod:`.weights`."""
+    return read_tensors(path)
 
 
 def _json_field(path: Path, metadata: Mapping[str, str], name: str) -> dict[str, Any]:
@@ -183,31 +139,8 @@ class LoadedTruePose:
     unet_states: dict[str, dict[str, torch.Tensor]] | None = None
 
 
-def _check_state(
-    path: Path, what: str, expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]
-) -> None:
-    """Raise a CheckpointError listing missing, unexpected and mis-shaped keys of ``state``."""
-    missing = set(expected) - set(state)
-    unexpected = set(state) - set(expected)
-    bad_shapes = [
-        f"{what}{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected.keys() & state.keys()
-        if state[k].shape != expected[k].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {_short(f'{what}{k}' for k in missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys {_short(f'{what}{k}' for k in unexpected)}")
-    if bad_shapes:
-        problems.append(f"shape mismatches {bad_shapes[:_LIST_LIMIT]}")
-    if problems:
-        raise CheckpointError(f"{path}: {'; '.join(problems)}")
-
-
 def _load_into(path: Path, what: str, module: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
-    _check_state(path, what, module.state_dict(), state)
-    module.load_state_dict(state, strict=True)
+    load_strict(module, state, str(path), prefix=what)
 
 
 def load_truepose(
@@ -265,13 +198,13 @@ def load_truepose(
         else:
             parts[prefix][key[len(prefix) :]] = value
     if stray:
-        raise CheckpointError(f"{path}: unexpected keys {_short(stray)}")
+        check_state(str(path), {}, {k: state[k] for k in stray})
     unet_states = None
     if not build_unets:
         unet_states = {}
         for prefix in ("target_unet.", "source_unet."):
             module = getattr(model, prefix[:-1])
-            _check_state(path, prefix, module.state_dict(), parts[prefix])
+            check_state(str(path), module.state_dict(), parts[prefix], prefix=prefix)
             unet_states[prefix[:-1]] = parts[prefix]
         model.target_unet = None
         model.source_unet = None

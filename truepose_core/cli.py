@@ -100,6 +100,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         args.gt,
         lpips_weights=args.lpips_weights,
         fid_weights=args.fid_weights,
+        fid_real_dir=args.fid_real,
+        parsing_dir=args.parsing,
+        label_set=args.label_set,
+        size=tuple(args.size) if args.size else None,
         device=args.device,
     )
     json_path, md_path = write_report(results, args.out or args.pred)
@@ -120,33 +124,48 @@ def _cmd_parse(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .config import SamplingConfig
+    from .parsing import LABEL_SET_NAMES
+
+    steps, cfg = SamplingConfig.steps, SamplingConfig.cfg_scale
+    fmt = argparse.ArgumentDefaultsHelpFormatter
     parser = argparse.ArgumentParser(prog="truepose", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="pose transfer on held-out SynthFashion pairs (CPU, <2 min)")
-    demo.add_argument("--checkpoint", default=str(SHIPPED_MODEL))
-    demo.add_argument("--out", default="out/demo")
-    demo.add_argument("--pairs", type=int, default=8)
-    demo.add_argument("--steps", type=int, default=35)
-    demo.add_argument("--cfg", type=float, default=3.5)
-    demo.add_argument("--seed", type=int, default=0)
+    demo = sub.add_parser(
+        "demo",
+        help="pose transfer on held-out SynthFashion pairs (CPU, <2 min)",
+        formatter_class=fmt,
+    )
+    demo.add_argument("--checkpoint", default=str(SHIPPED_MODEL), help="TruePose checkpoint")
+    demo.add_argument("--out", default="out/demo", help="folder for the grid and metrics JSON")
+    demo.add_argument("--pairs", type=int, default=8, help="held-out pairs to render")
+    demo.add_argument("--steps", type=int, default=steps, help="DDIM steps")
+    demo.add_argument("--cfg", type=float, default=cfg, help="classifier-free guidance scale")
+    demo.add_argument("--seed", type=int, default=0, help="noise seed")
     demo.set_defaults(func=_cmd_demo)
 
-    train = sub.add_parser("train", help="train TruePose (accelerate launch for many GPUs)")
+    train = sub.add_parser(
+        "train", help="train TruePose (accelerate launch for many GPUs)", formatter_class=fmt
+    )
     train.add_argument("--config", required=True, help="TOML or JSON TrainConfig file")
-    train.add_argument("--output-dir", default="")
-    train.add_argument("--max-steps", type=int, default=0)
+    train.add_argument("--output-dir", default="", help="override the config's output_dir")
+    train.add_argument("--max-steps", type=int, default=0, help="override max_steps (0: keep)")
     train.add_argument("--no-resume", action="store_true", help="ignore saved state in output dir")
     train.set_defaults(func=_cmd_train)
 
-    vae = sub.add_parser("train-vae", help="train the small SynthFashion VAE")
-    vae.add_argument("--output", default="runs/vae/vae.safetensors")
-    vae.add_argument("--steps", type=int, default=1800)
-    vae.add_argument("--batch-size", type=int, default=8)
-    vae.add_argument("--max-minutes", type=float, default=0.0)
-    vae.add_argument("--seed", type=int, default=0)
-    vae.add_argument("--lr", type=float, default=1e-3)
-    vae.add_argument("--chroma-weight", type=float, default=2.0)
+    vae = sub.add_parser("train-vae", help="train the small SynthFashion VAE", formatter_class=fmt)
+    vae.add_argument("--output", default="runs/vae/vae.safetensors", help="VAE file to write")
+    vae.add_argument("--steps", type=int, default=1800, help="optimiser steps")
+    vae.add_argument("--batch-size", type=int, default=8, help="images per step")
+    vae.add_argument(
+        "--max-minutes", type=float, default=0.0, help="wall-clock budget (0: no limit)"
+    )
+    vae.add_argument("--seed", type=int, default=0, help="data and initialisation seed")
+    vae.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    vae.add_argument(
+        "--chroma-weight", type=float, default=2.0, help="weight of the colour (chroma) loss"
+    )
     vae.add_argument("--init", default="", help="continue from a VAE file written by train-vae")
     vae.add_argument("--save-every", type=int, default=100, help="kl: steps between states")
     vae.add_argument("--no-resume", action="store_true", help="kl: ignore saved states")
@@ -165,38 +184,85 @@ def build_parser() -> argparse.ArgumentParser:
     )
     vae.set_defaults(func=_cmd_train_vae)
 
-    gen = sub.add_parser("generate", help="generate images for a pair list (resumable, sharded)")
-    gen.add_argument("--checkpoint", required=True)
-    gen.add_argument("--data", choices=("synthfashion", "deepfashion"), default="synthfashion")
+    gen = sub.add_parser(
+        "generate",
+        help="generate images for a pair list (batched, resumable, sharded)",
+        formatter_class=fmt,
+    )
+    gen.add_argument("--checkpoint", required=True, help="TruePose checkpoint")
+    gen.add_argument(
+        "--data",
+        choices=("synthfashion", "deepfashion"),
+        default="synthfashion",
+        help="pair list to generate",
+    )
     gen.add_argument("--root", default="", help="DeepFashion root folder")
-    gen.add_argument("--split", default="test")
-    gen.add_argument("--out", required=True)
-    gen.add_argument("--limit", type=int, default=0)
-    gen.add_argument("--batch-size", type=int, default=8)
-    gen.add_argument("--steps", type=int, default=35)
-    gen.add_argument("--cfg", type=float, default=3.5)
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--split", default="test", help="data split")
+    gen.add_argument("--out", required=True, help="folder for <pair_id>.png images")
+    gen.add_argument("--limit", type=int, default=0, help="first N pairs only (0: all)")
+    gen.add_argument(
+        "--batch-size", type=int, default=8, help="pairs denoised together in one UNet call"
+    )
+    gen.add_argument("--steps", type=int, default=steps, help="DDIM steps")
+    gen.add_argument("--cfg", type=float, default=cfg, help="classifier-free guidance scale")
+    gen.add_argument("--seed", type=int, default=0, help="base seed; each pair adds its index")
     gen.add_argument(
         "--vae", default="", help="SD VAE (diffusers folder or file) for full-size models"
     )
     gen.add_argument("--clip", default="", help="open_clip weights for full-size models")
     gen.set_defaults(func=_cmd_generate)
 
-    ev = sub.add_parser("evaluate", help="SSIM, PSNR, LPIPS and FID of generated vs real images")
-    ev.add_argument("--pred", required=True)
-    ev.add_argument("--gt", required=True)
-    ev.add_argument("--out", default="")
-    ev.add_argument("--lpips-weights", nargs="*", default=None)
-    ev.add_argument("--fid-weights", default=None)
-    ev.add_argument("--device", default="cpu")
+    ev = sub.add_parser(
+        "evaluate",
+        help="SSIM, PSNR, LPIPS, FID and region metrics of generated vs real images",
+        formatter_class=fmt,
+    )
+    ev.add_argument("--pred", required=True, help="folder of generated images")
+    ev.add_argument("--gt", required=True, help="folder of ground truths (same file stems)")
+    ev.add_argument("--out", default="", help="report folder (default: the --pred folder)")
+    ev.add_argument(
+        "--lpips-weights",
+        default=None,
+        help="LPIPS file made by python -m truepose_core.metrics.convert lpips",
+    )
+    ev.add_argument(
+        "--fid-weights",
+        default=None,
+        help="Inception file made by python -m truepose_core.metrics.convert fid",
+    )
+    ev.add_argument(
+        "--fid-real",
+        default=None,
+        help="real-image folder FID compares with (the papers: the training images; "
+        "default: the --gt folder)",
+    )
+    ev.add_argument(
+        "--parsing",
+        default=None,
+        help="folder of the ground truths' label maps (truepose parse); adds region metrics",
+    )
+    ev.add_argument(
+        "--label-set", choices=LABEL_SET_NAMES, default="lip", help="label set of --parsing"
+    )
+    ev.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=None,
+        metavar=("H", "W"),
+        help="resize ground truths to H W first (CFLD: 256 176)",
+    )
+    ev.add_argument("--device", default="cpu", help="torch device for LPIPS and FID")
     ev.set_defaults(func=_cmd_evaluate)
 
-    parse = sub.add_parser("parse", help="SCHP parsing maps for a folder of images")
-    parse.add_argument("--images", required=True)
-    parse.add_argument("--out", required=True)
+    parse = sub.add_parser(
+        "parse", help="SCHP parsing maps for a folder of images", formatter_class=fmt
+    )
+    parse.add_argument("--images", required=True, help="folder of images")
+    parse.add_argument("--out", required=True, help="folder for the label-map PNGs")
     parse.add_argument("--weights", required=True, help="SCHP .pth or .safetensors (LIP or ATR)")
-    parse.add_argument("--batch-size", type=int, default=8)
-    parse.add_argument("--device", default="cpu")
+    parse.add_argument("--batch-size", type=int, default=8, help="images per network call")
+    parse.add_argument("--device", default="cpu", help="torch device")
     parse.set_defaults(func=_cmd_parse)
     return parser
 

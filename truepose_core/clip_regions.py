@@ -15,7 +15,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import TruePoseConfig
-from .errors import CheckpointError, DependencyError
+from .errors import DependencyError
+from .weights import load_strict, read_tensors
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -43,19 +44,13 @@ def build_clip_vision(config: TruePoseConfig) -> nn.Module:
 
 def load_clip_vision(config: TruePoseConfig, path: str | Path) -> nn.Module:
     """The image tower of an open_clip checkpoint file (safetensors or plain weights)."""
-    from .checkpoint import read_state_dict
-
-    state = read_state_dict(path)
+    state = read_tensors(path, "CLIP image tower")
     visual = {k[len("visual.") :]: v for k, v in state.items() if k.startswith("visual.")}
     if not visual:
         visual = state
     model = build_clip_vision(config)
-    missing, unexpected = model.load_state_dict(visual, strict=False)
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: not an open_clip {config.clip_model} image tower; missing keys "
-            f"{sorted(missing)[:8]}, unexpected keys {sorted(unexpected)[:8]}"
-        )
+    hint = f"not an open_clip {config.clip_model} image tower"
+    load_strict(model, visual, f"CLIP image tower {path}", hint=hint)
     return model.eval().requires_grad_(False)
 
 

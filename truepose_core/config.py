@@ -12,29 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
-
-#: The 16 self-attention layers of SD1.5, as (block, block id, transformer index) names.
-SD15_LAYERS: tuple[str, ...] = (
-    "input_1_0",
-    "input_2_0",
-    "input_4_0",
-    "input_5_0",
-    "input_7_0",
-    "input_8_0",
-    "middle_0_0",
-    "output_3_0",
-    "output_4_0",
-    "output_5_0",
-    "output_6_0",
-    "output_7_0",
-    "output_8_0",
-    "output_9_0",
-    "output_10_0",
-    "output_11_0",
-)
+from .parsing import LABEL_SET_NAMES
 
 FUSION_MODES = ("hpfa", "concat", "clip_only")
-LABEL_SETS = ("lip", "atr")
+LABEL_SETS = LABEL_SET_NAMES  # the names' one home is parsing.LABEL_SETS
 ATTENTION_BACKENDS = ("auto", "naive", "chunked", "flex")
 
 
@@ -68,8 +49,10 @@ class TruePoseConfig:
     #: open_clip ``CLIPVisionCfg`` fields for a model not in open_clip's registry (the small
     #: SynthFashion model embeds such a tower); empty for a named architecture.
     clip_vision: dict[str, Any] = field(default_factory=dict)
-    #: Cross-attention context: the source's CLIP embedding projected to this many tokens.
+    #: Unused (the UNet's ``cross_attention_dim`` sets the context width); kept because
+    #: checkpoints store it in their metadata, which ``from_dict`` reads strictly.
     context_dim: int = 768
+    #: Cross-attention context: the source's CLIP embedding projected to this many tokens.
     context_tokens: int = 4
     #: Image resolution (height, width) the model was trained at.
     resolution: tuple[int, int] = (512, 352)
@@ -84,6 +67,7 @@ class TruePoseConfig:
     attention_backend: str = "auto"
     #: Query chunk of the chunked attention backend; 0 sizes it from a memory budget.
     attention_chunk: int = 0
+    #: Unused; kept, like ``context_dim``, because checkpoints store it.
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -31,8 +31,8 @@ def run_demo(
     checkpoint: Path,
     out_dir: Path,
     pairs: int = 8,
-    steps: int = 35,
-    cfg_scale: float = 3.5,
+    steps: int = SamplingConfig.steps,
+    cfg_scale: float = SamplingConfig.cfg_scale,
     seed: int = 0,
 ) -> dict[str, Any]:
     from .data.batch import pair_batch

@@ -1,7 +1,7 @@
 """One TargetNet layer's fusion (HPFA then CAA) and the per-(source, pose) state it uses.
 
-Both hosts call the same two functions: :func:`build_state` once per (source, target pose),
-and :meth:`FusionLayer.apply` at every step on the rows that carry the condition. The
+Both hosts call the same two functions: :func:`build_layer_sources` once per (source, target
+pose), and :func:`apply_to_rows` at every step on the rows that carry the condition. The
 diffusers attention processor and the ComfyUI ``attn1_patch`` are thin adapters around them.
 """
 

@@ -3,9 +3,10 @@
 Under ``accelerate launch`` each process takes every ``world``-th pair, so 8,570 DeepFashion
 test pairs spread over all GPUs and nodes and no two processes write the same file. Each image
 is written under a temporary name and renamed, and on a rerun an image that exists and
-decodes is skipped, so an interrupted run (any process of it) resumes where it stopped. Each
-pair's noise is seeded from (seed, pair index), so the result does not depend on the batch
-size or the number of processes.
+decodes is skipped, so an interrupted run (any process of it) resumes where it stopped.
+``batch_size`` pairs are denoised together, one UNet call per step for the whole batch (both
+CFG branches included); each pair's initial noise is seeded from (seed, pair index), so with
+DDIM's ``eta == 0`` the result does not depend on the batch size or the number of processes.
 """
 
 from __future__ import annotations
@@ -55,8 +56,8 @@ def generate_pairs(
     split: str = "test",
     limit: int = 0,
     batch_size: int = 8,
-    steps: int = 35,
-    cfg_scale: float = 3.5,
+    steps: int = SamplingConfig.steps,
+    cfg_scale: float = SamplingConfig.cfg_scale,
     seed: int = 0,
     vae: str = "",
     clip: str = "",
@@ -71,7 +72,7 @@ def generate_pairs(
     from accelerate import PartialState
 
     from .data.batch import pair_batch
-    from .sampling import sample
+    from .sampling import pair_noise, sample
     from .train import TrainConfig, build_dataset
 
     state = PartialState()
@@ -98,14 +99,12 @@ def generate_pairs(
         with torch.no_grad():
             encoding = pipe.encode_source(batch["sources"], batch["parsing"])
             fusion = pipe.prepare(encoding, batch["poses"], (h, w))
-            latents = []
-            for row, i in enumerate(idx):
-                settings = SamplingConfig(
-                    steps=steps, cfg_scale=cfg_scale, seed=seed * 1_000_003 + i
-                )
-                one = fusion.index(torch.tensor([row], device=state.device))
-                latents.append(sample(pipe.model, one, (h // f, w // f), settings))
-            images = pipe.decode_latents(torch.cat(latents))
+            latent_hw = (h // f, w // f)
+            channels = pipe.model.target_unet.config.in_channels
+            noise = pair_noise([seed * 1_000_003 + i for i in idx], channels, latent_hw)
+            settings = SamplingConfig(steps=steps, cfg_scale=cfg_scale, seed=seed)
+            latents = sample(pipe.model, fusion, latent_hw, settings, noise=noise)
+            images = pipe.decode_latents(latents)
         arrays = (images.permute(0, 2, 3, 1).cpu().numpy() * 255).round().astype(np.uint8)
         for i, pair_id, array in zip(idx, batch["pair_ids"], arrays, strict=True):
             if i in todo:

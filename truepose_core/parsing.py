@@ -14,7 +14,6 @@ method needs (METHOD.md, "Human parsing" and HPFA step 1):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -142,6 +141,8 @@ ATR = LabelSet(
 )
 
 LABEL_SETS: Mapping[str, LabelSet] = MappingProxyType({"lip": LIP, "atr": ATR})
+#: The label sets' names, the one list every option and check uses.
+LABEL_SET_NAMES: tuple[str, ...] = tuple(LABEL_SETS)
 
 #: Body part -> parsing label names it selects (METHOD.md, HPFA step 1). Names a label set
 #: lacks are skipped (ATR has no Coat, LIP no Belt). ATR's Bag is never selected: it is not
@@ -301,24 +302,6 @@ def selection_mask(
 
 # ---------------------------------------------------------------------------------------------
 # Token grids
-
-
-def unet_level_sizes(latent_hw: tuple[int, int], num_levels: int) -> list[tuple[int, int]]:
-    """Spatial size ``(h, w)`` of each UNet level, the latent's first.
-
-    diffusers and ComfyUI downsample with a 3x3 stride-2 conv with padding 1, so each level
-    is ``ceil(n / 2)`` of the previous one: 64x44 -> 32x22 -> 16x11 -> 8x6.
-    """
-    h, w = (int(s) for s in latent_hw)
-    if h <= 0 or w <= 0:
-        raise ConfigError(f"unet_level_sizes: latent size must be positive, got {latent_hw}")
-    if num_levels < 1:
-        raise ConfigError(f"unet_level_sizes: num_levels must be >= 1, got {num_levels}")
-    sizes = [(h, w)]
-    for _ in range(num_levels - 1):
-        h, w = math.ceil(h / 2), math.ceil(w / 2)
-        sizes.append((h, w))
-    return sizes
 
 
 def _as_batched_tensor(x: ArrayLike, what: str) -> torch.Tensor:

@@ -9,13 +9,14 @@ by the reference latent noised to that step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from diffusers import DDIMScheduler
 
 from .config import SamplingConfig
+from .errors import BatchError
 from .fusion import FusionState
 
 #: Stable Diffusion 1.5's noise schedule; diffusers' DDIM with "leading" spacing and offset 1.
@@ -70,6 +71,23 @@ def guided_noise(
     return uncond + cfg_scale * (cond - uncond)
 
 
+def pair_noise(seeds: Sequence[int], channels: int, latent_hw: tuple[int, int]) -> torch.Tensor:
+    """Initial latent noise, row i drawn from ``seeds[i]`` alone, as a one-row sample would.
+
+    With it, B pairs denoised in one batch start from the same noise as B single-pair runs
+    with ``SamplingConfig(seed=seeds[i])``, so a result depends on its pair, not on the batch.
+    """
+    rows = [
+        torch.randn(
+            (1, channels, *latent_hw),
+            generator=torch.Generator("cpu").manual_seed(seed),
+            dtype=torch.float32,
+        )
+        for seed in seeds
+    ]
+    return torch.cat(rows)
+
+
 @torch.no_grad()
 def sample(
     model,
@@ -80,8 +98,13 @@ def sample(
     style: StyleTransfer | None = None,
     callback: Callable[[int, int, torch.Tensor], None] | None = None,
     generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Denoise ``state.batch`` latents of size ``latent_hw``; returns scaled latents."""
+    """Denoise ``state.batch`` latents of size ``latent_hw``; returns scaled latents.
+
+    ``noise`` (B, C, h, w), e.g. from :func:`pair_noise`, replaces the initial draw from
+    ``settings.seed``; DDIM with ``eta == 0`` draws nothing else.
+    """
     param = next(model.parameters())
     device, dtype = param.device, param.dtype
     scheduler = make_scheduler()
@@ -90,7 +113,12 @@ def sample(
         generator = torch.Generator("cpu").manual_seed(settings.seed)
     b = state.batch
     channels = model.target_unet.config.in_channels
-    noise = torch.randn((b, channels, *latent_hw), generator=generator, dtype=torch.float32)
+    if noise is None:
+        noise = torch.randn((b, channels, *latent_hw), generator=generator, dtype=torch.float32)
+    elif tuple(noise.shape) != (b, channels, *latent_hw):
+        raise BatchError(
+            f"noise has shape {tuple(noise.shape)}, expected {(b, channels, *latent_hw)}"
+        )
     latents = (noise * scheduler.init_noise_sigma).to(device=device, dtype=dtype)
     ref_noise = None
     if style is not None:

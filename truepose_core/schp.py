@@ -27,8 +27,6 @@ the image with the inverse affine, and an argmax.
 from __future__ import annotations
 
 import math
-import pickle
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -40,6 +38,7 @@ from torch import nn
 from .errors import CheckpointError, ConfigError, ImageError
 from .images import PARSER_MIN_SIDE, check_parser_size, to_rgb_float
 from .parsing import LABEL_SETS
+from .weights import load_strict, read_tensors
 
 #: Block counts of the four residual stages of ResNet-101, the backbone of every official
 #: SCHP checkpoint.
@@ -566,81 +565,10 @@ class SCHPParser(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
-def _is_safetensors(path: Path) -> bool:
-    """Recognise safetensors by content: an 8-byte header length, then a JSON object."""
-    with path.open("rb") as f:
-        head = f.read(9)
-    if len(head) < 9 or head[8:9] != b"{":
-        return False
-    header_len = int.from_bytes(head[:8], "little")
-    return 0 < header_len < path.stat().st_size
-
-
-def _first_line(err: BaseException, limit: int = 160) -> str:
-    """The error's type and first line, short enough for a node's error box."""
-    line = next((ln.strip() for ln in str(err).splitlines() if ln.strip()), "")
-    if len(line) > limit:
-        line = line[: limit - 3] + "..."
-    return f"{type(err).__name__}: {line}" if line else type(err).__name__
-
-
-def _unpickling_detail(err: pickle.UnpicklingError) -> str:
-    """What the weights-only unpickler refused, without torch's advice to switch it off."""
-    for line in str(err).splitlines():
-        if "GLOBAL" in line or "WeightsUnpickler error" in line:
-            return line.strip()
-    return _first_line(err)
-
-
-def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Read a checkpoint file as a flat name -> tensor dict, loading plain data only."""
-    if not path.is_file():
-        found = "a folder" if path.is_dir() else "no such file"
-        raise CheckpointError(
-            f"SCHP checkpoint {path}: {found}; expected an SCHP weight file such as "
-            "exp-schp-201908261155-lip.pth (LIP) or exp-schp-201908301523-atr.pth (ATR)"
-        )
-    if _is_safetensors(path):
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        try:
-            return load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-            raise CheckpointError(
-                f"SCHP checkpoint {path}: unreadable safetensors file ({_first_line(err)}); "
-                "expected a complete file, download it again"
-            ) from err
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"SCHP checkpoint {path}: refused, the file holds more than plain weights or is "
-            f"corrupt ({_unpickling_detail(err)}); only plain tensors are loaded (a pickle "
-            "that carries code or custom classes is never run), use the official file or a "
-            ".safetensors copy"
-        ) from err
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as err:
-        raise CheckpointError(
-            f"SCHP checkpoint {path}: unreadable, truncated or not a PyTorch file "
-            f"({_first_line(err)}); expected a complete .pth or .safetensors file, download "
-            "it again"
-        ) from err
-    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
-        obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
-    ):
-        found = (
-            f"a dict with keys {sorted(map(str, obj))[:10]}"
-            if isinstance(obj, Mapping)
-            else f"a {type(obj).__name__}"
-        )
-        raise CheckpointError(
-            f"SCHP checkpoint {path}: found {found}; expected a state dict of tensors, bare "
-            "or under 'state_dict'"
-        )
-    return dict(obj)
+_SCHP_FILES = (
+    "expected an SCHP weight file such as exp-schp-201908261155-lip.pth (LIP) or "
+    "exp-schp-201908301523-atr.pth (ATR)"
+)
 
 
 def _clean_keys(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -673,7 +601,7 @@ def load_schp(
     (height, width); ``layers`` other than ResNet-101 serve tests only.
     """
     path = Path(path)
-    state = _clean_keys(_read_tensors(path))
+    state = _clean_keys(read_tensors(path, "SCHP checkpoint", hint=_SCHP_FILES))
     classifier = state.get(CLASSIFIER_KEY)
     if classifier is None or classifier.ndim != 4:
         found = "missing" if classifier is None else f"of shape {tuple(classifier.shape)}"
@@ -691,29 +619,11 @@ def load_schp(
             "exp-schp-201908301523-atr.pth (ATR)"
         )
     net = build_schp(num_labels, layers=layers)
-    expected = net.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = sorted(k for k in state if k not in expected)
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys: {_list(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys: {_list(unexpected)}")
-        raise CheckpointError(
-            f"SCHP checkpoint {path}: {'; '.join(parts)}; expected the official SCHP "
-            "ResNet-101 keys (the file is damaged or of another model)"
-        )
-    mismatched = [
-        f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
-        for k, v in expected.items()
-        if state[k].shape != v.shape
-    ]
-    if mismatched:
-        raise CheckpointError(
-            f"SCHP checkpoint {path}: {len(mismatched)} tensors of the wrong shape (found != "
-            f"expected): {_list(mismatched)}"
-        )
-    net.load_state_dict(state, strict=True)
+    load_strict(
+        net,
+        state,
+        f"SCHP checkpoint {path}",
+        hint="expected the official SCHP ResNet-101 keys (the file is damaged or of another model)",
+    )
     parser = SCHPParser(net, input_size=input_size)
     return parser.to(device=device, dtype=dtype).eval().requires_grad_(False)

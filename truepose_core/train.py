@@ -29,6 +29,7 @@ from .model import TruePoseModel
 from .parsing import get_label_set, selection_mask
 from .run_state import DEFAULT_KEEP
 from .sampling import SD15_SCHEDULER
+from .weights import load_strict, read_metadata, read_tensors
 
 
 @dataclass(frozen=True)
@@ -96,8 +97,6 @@ class TrainConfig:
 
 def vae_latent_scale(path: str) -> float | None:
     """The latent scale a ``truepose train-vae`` file measured for itself, if any."""
-    from .checkpoint import read_metadata
-
     if not path or Path(path).is_dir():
         return None
     value = read_metadata(path).get("latent_scale")
@@ -141,7 +140,6 @@ def build_clip(train: TrainConfig, config: TruePoseConfig) -> nn.Module:
 def load_vae(path: str):
     from diffusers import AutoencoderKL
 
-    from .checkpoint import read_metadata, read_state_dict
     from .patch_vae import vae_from_config
 
     if not path:
@@ -150,14 +148,12 @@ def load_vae(path: str):
     if p.is_dir():
         folder = p / "vae" if (p / "vae").is_dir() else p
         return AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
-    meta = read_metadata(p)
+    meta = read_metadata(p, "vae")
     if "vae_config" not in meta:
         raise ConfigError(f"vae {p}: no 'vae_config' metadata; not written by truepose train-vae")
     vae = vae_from_config(json.loads(meta["vae_config"]))
-    state = read_state_dict(p)
-    state = {k.removeprefix("vae."): v for k, v in state.items()}
-    vae.load_state_dict(state, strict=True)
-    return vae
+    state = {k.removeprefix("vae."): v for k, v in read_tensors(p, "vae").items()}
+    return load_strict(vae, state, f"vae {p}")
 
 
 def build_dataset(train: TrainConfig, config: TruePoseConfig, split: str = "train"):

@@ -133,14 +133,3 @@ def level_sizes(latent_hw: tuple[int, int], levels: int) -> list[tuple[int, int]
         sizes.append((h, w))
         h, w = (h + 1) // 2, (w + 1) // 2
     return sizes
-
-
-def parse_layer_name(name: str) -> tuple[str, int, int]:
-    """``"output_3_0"`` -> ``("output", 3, 0)``: ComfyUI's (block, id, transformer index)."""
-    try:
-        block, block_id, index = name.rsplit("_", 2)
-        return block, int(block_id), int(index)
-    except ValueError as exc:
-        raise ConfigError(
-            f"layer name {name!r}: expected '<input|middle|output>_<id>_<index>'"
-        ) from exc
