@@ -3,8 +3,9 @@
     python scripts/ablation.py --vae runs/vae/vae.safetensors --steps 300 --out runs/ablation
 
 Trains full TruePose, without HPFA's parsing-guided reweighting, without CAA, plain
-reference-attention concatenation (B2) and CLIP features only (B1), then scores each on the
-same held-out SynthFashion pairs (SSIM, PSNR) and writes ``ablation.md`` / ``ablation.json``.
+reference-attention concatenation (B2), CLIP features only (B1) and pose only (no SourceNet,
+CAA or source context; not in the paper), then scores each on the same held-out SynthFashion
+pairs (SSIM, PSNR) and writes ``ablation.md`` / ``ablation.json``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ VARIANTS = {
     "without CAA": {"use_caa": False},
     "B2 concat fusion": {"fusion_mode": "concat"},
     "B1 CLIP only": {"fusion_mode": "clip_only"},
+    "pose only": {"fusion_mode": "pose_only"},
 }
 PAPER = {  # Table 2, DeepFashion 512x352: LPIPS, SSIM, PSNR, FID
     "full": (0.1803, 0.7444, 17.627, 7.055),
@@ -92,10 +94,9 @@ def main() -> None:
         "|---|---|---|---|---|",
     ]
     for name, r in results.items():
-        paper = PAPER[name]
-        lines.append(
-            f"| {name} | {r['ssim']:.4f} | {r['psnr']:.2f} | {paper[1]:.4f} | {paper[2]:.3f} |"
-        )
+        paper = PAPER.get(name)
+        cited = f"{paper[1]:.4f} | {paper[2]:.3f}" if paper else "- | -"
+        lines.append(f"| {name} | {r['ssim']:.4f} | {r['psnr']:.2f} | {cited} |")
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.md").write_text("\n".join(lines) + "\n")
     (out / "ablation.json").write_text(json.dumps(results, indent=2) + "\n")
