@@ -10,6 +10,7 @@ variant runs is the checkpoint's business; this module never asks.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -103,9 +104,10 @@ class FusionPatch:
         self._sources: dict[tuple, LayerSource] = {}
 
     def __deepcopy__(self, memo):
-        copy = FusionPatch(self.handle, self.state, self.strength)
-        memo[id(self)] = copy
-        return copy
+        clone = copy.copy(self)  # the same read-only handle and state
+        clone._moved, clone._sources = {}, {}
+        memo[id(self)] = clone
+        return clone
 
     @property
     def strength(self) -> float:
