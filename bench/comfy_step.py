@@ -117,7 +117,7 @@ def source_encoding(core, runtime, handle, height: int, width: int):
     latents = torch.randn(1, 4, height // f, width // f, generator=g) * cfg.latent_scale
     image_embeds = torch.randn(1, cfg.clip_dim, generator=g)
     device = handle.load_modules()
-    context = handle.model.context_proj(image_embeds.to(device, handle.dtype))
+    context = handle.model.source_context(image_embeds.to(device, handle.dtype))
     features = runtime.source_features(handle, latents, context)
     present = torch.zeros(1, labels, dtype=torch.bool)
     present[:, [FACE, UPPER, PANTS]] = True

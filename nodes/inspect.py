@@ -36,7 +36,7 @@ def attention_map(handle, encoding, poses, sigma: float, delta: float) -> torch.
     over the fused layers; the result is scaled to 0..1 per pair. (P, H, W) float.
     """
     device = handle.load_modules()
-    enc = runtime.encoding_to(encoding, device)
+    enc = encoding.to(device)
     h, w = enc.parsing.shape[-2:]
     rows = default_source_rows(enc.batch, len(poses), None, device)
     label_set = get_label_set(handle.config.label_set)
@@ -46,27 +46,28 @@ def attention_map(handle, encoding, poses, sigma: float, delta: float) -> torch.
     sizes = level_sizes(enc.latent_hw, 1 + max(layer.level for layer in layers))
     total = torch.zeros(len(poses), 1, h, w, device=device)
     used = 0
-    with runtime.fusion_settings(handle.model, sigma, delta, None):
-        for layer in layers:
-            hpfa = handle.model.fusion[layer.name].hpfa
-            if hpfa is None:
-                continue
-            size = sizes[layer.level]
-            key_mask = token_mask(masks, size).to(device)
-            feats = enc.features[layer.name][rows].to(handle.dtype)
-            src = hpfa.encode_source(
-                feats,
-                key_mask,
-                backend=handle.config.attention_backend,
-                chunk=handle.config.attention_chunk,
-                return_key_attention=True,
-                key_attention_unweighted=False,
-            )
-            received = src.key_attention.float()
-            received = received / received.mean(dim=1, keepdim=True).clamp_min(1e-12)
-            grid = received.view(-1, 1, *size)
-            total += F.interpolate(grid, size=(h, w), mode="bilinear", align_corners=False)
-            used += 1
+    for layer in layers:
+        hpfa = handle.model.fusion[layer.name].hpfa
+        if hpfa is None:
+            continue
+        size = sizes[layer.level]
+        key_mask = token_mask(masks, size).to(device)
+        feats = enc.features[layer.name][rows].to(handle.dtype)
+        src = hpfa.encode_source(
+            feats,
+            key_mask,
+            backend=handle.config.attention_backend,
+            chunk=handle.config.attention_chunk,
+            return_key_attention=True,
+            key_attention_unweighted=False,
+            sigma=sigma,
+            delta=delta,
+        )
+        received = src.key_attention.float()
+        received = received / received.mean(dim=1, keepdim=True).clamp_min(1e-12)
+        grid = received.view(-1, 1, *size)
+        total += F.interpolate(grid, size=(h, w), mode="bilinear", align_corners=False)
+        used += 1
     if used == 0:
         raise BatchError(f"{handle.name}: the checkpoint has no HPFA layers to show")
     heat = (total / used)[:, 0]

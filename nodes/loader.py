@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from . import runtime
 from .errors import node_errors
+from .handle import load_handle
 from .model_folders import TRUEPOSE_FOLDER, resolve_model_path
 from .types import TruePoseSocket
 
@@ -70,7 +70,7 @@ class LoadTruePose(io.ComfyNode):
     def execute(cls, checkpoint: str) -> io.NodeOutput:
         with node_errors():
             path = resolve_truepose_path(checkpoint)
-            model, handle, vae = runtime.load_handle(path, checkpoint)
+            model, handle, vae = load_handle(path, checkpoint)
             return io.NodeOutput(model, handle, vae)
 
 

@@ -12,8 +12,9 @@ from ..truepose_core.errors import BatchError, CheckpointError, ParsingError
 from ..truepose_core.fusion import SourceEncoding
 from ..truepose_core.images import check_size, to_rgb_float
 from ..truepose_core.parsing import get_label_set, validate_parsing
-from . import runtime
 from .errors import node_errors
+from .handle import region_encoder
+from .sourcenet import source_features
 from .types import ParsingBatch, ParsingSocket, SourceSocket, TruePoseSocket
 
 CATEGORY = "TruePose/sampling"
@@ -83,11 +84,12 @@ def encode_source(handle, vae, image: torch.Tensor, parsing: ParsingBatch, clip_
     note_domain_once(handle, image.shape[1], image.shape[2])
     progress = comfy.utils.ProgressBar(3)
     latents = vae.encode(image)
-    latents = handle.source.get_model_object("process_latent_in")(latents)
+    if handle.source is not None:  # variants without a SourceNet use only the latent size
+        latents = handle.source.get_model_object("process_latent_in")(latents)
     progress.update(1)
     mm.throw_exception_if_processing_interrupted()
 
-    encoder = runtime.region_encoder(handle, clip_vision)
+    encoder = region_encoder(handle, clip_vision)
     device = next(encoder.parameters()).device
     images = image.movedim(-1, 1).to(device)
     labels = parsing.labels.to(device)
@@ -103,8 +105,8 @@ def encode_source(handle, vae, image: torch.Tensor, parsing: ParsingBatch, clip_
 
     module_device = handle.load_modules()
     embeds = regions.image_embeds.to(module_device, handle.dtype)
-    context = handle.model.context_proj(embeds)
-    features = runtime.source_features(handle, latents, context)
+    context = handle.model.source_context(embeds)
+    features = source_features(handle, latents, context)
     progress.update(1)
     out = mm.intermediate_device()
     return SourceEncoding(

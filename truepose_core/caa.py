@@ -75,17 +75,19 @@ class CAA(nn.Module):
         key_attention: torch.Tensor,
         token_labels: torch.Tensor,
         key_mask: torch.Tensor | None = None,
+        *,
+        regions: int | None = None,
     ) -> CAASource:
         """Pick this layer's K regions and project their CLIP embeddings.
 
         region_embeds: (B, num_labels, clip_dim), one embedding per parsing label (rows of
         absent labels are ignored); key_attention (from softmax(A'), unweighted), token_labels
-        and the selection ``key_mask``: (B, Nk) at this layer.
+        and the selection ``key_mask``: (B, Nk) at this layer. ``regions`` overrides K for
+        this call (None: the module's own, from the checkpoint's config).
         """
         num_labels = region_embeds.shape[1]
-        labels, valid = choose_regions(
-            key_attention, token_labels, num_labels, self.regions, key_mask
-        )
+        k = self.regions if regions is None else int(regions)
+        labels, valid = choose_regions(key_attention, token_labels, num_labels, k, key_mask)
         index = labels[..., None].expand(-1, -1, region_embeds.shape[-1])
         tokens = torch.gather(region_embeds, 1, index)  # (B, K, clip_dim)
         return CAASource(

@@ -1,10 +1,11 @@
 """The TruePose checkpoint: one ``.safetensors`` file, prefixed keys, config in the metadata.
 
 Keys: ``target_unet.`` and ``source_unet.`` (diffusers names), ``fusion.<layer>.``,
-``pose_encoder.``, ``context_proj.``; a self-contained small model also embeds ``vae.``
-(a diffusers ``AutoencoderKL`` or a :class:`~.patch_vae.PatchVAE`) and ``clip.`` (an
-open_clip image tower). Metadata holds ``format``, ``truepose_config``, ``unet_config`` and,
-when embedded, ``vae_config``.
+``pose_encoder.``, ``context_proj.`` (a variant without a SourceNet or source context, such
+as "pose_only", has no ``source_unet.`` or ``context_proj.`` keys); a self-contained small
+model also embeds ``vae.`` (a diffusers ``AutoencoderKL`` or a :class:`~.patch_vae.PatchVAE`)
+and ``clip.`` (an open_clip image tower). Metadata holds ``format``, ``truepose_config``,
+``unet_config`` and, when embedded, ``vae_config``.
 Loading is strict: every missing, unexpected or mis-shaped key is reported with the file.
 Pickles are never executed: ``.safetensors`` or ``torch.load(weights_only=True)`` only.
 """
@@ -125,7 +126,8 @@ class LoadedTruePose:
 
     Loaded with ``build_unets=False``, ``model.target_unet`` and ``model.source_unet`` are
     None and ``unet_states`` holds their checked diffusers state dicts under
-    ``"target_unet"`` and ``"source_unet"``, for a host that builds its own UNets.
+    ``"target_unet"`` and (for variants with a SourceNet) ``"source_unet"``, for a host that
+    builds its own UNets.
     """
 
     model: nn.Module
@@ -162,6 +164,7 @@ def load_truepose(
     from .clip_regions import build_clip_vision
     from .model import TruePoseModel
     from .patch_vae import vae_from_config
+    from .variants import variant_class
 
     path = Path(path)
     metadata = read_metadata(path)
@@ -184,7 +187,9 @@ def load_truepose(
         # Without real UNets, shape-only ("meta") ones give the layer layout and key shapes.
         with contextlib.nullcontext() if build_unets else torch.device("meta"):
             target = UNet2DConditionModel.from_config(unet_cfg)
-            source = UNet2DConditionModel.from_config(unet_cfg)
+            source = None
+            if variant_class(config.fusion_mode).uses_source_net:
+                source = UNet2DConditionModel.from_config(unet_cfg)
     except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{path}: unet_config cannot build a UNet ({exc})") from exc
     model = TruePoseModel(config, target, source)
@@ -197,6 +202,9 @@ def load_truepose(
             stray.append(key)
         else:
             parts[prefix][key[len(prefix) :]] = value
+    for prefix, module in _model_parts(model):
+        if module is None:  # a part this variant does not have
+            stray += [prefix + k for k in parts[prefix]]
     if stray:
         check_state(str(path), {}, {k: state[k] for k in stray})
     unet_states = None
@@ -204,6 +212,8 @@ def load_truepose(
         unet_states = {}
         for prefix in ("target_unet.", "source_unet."):
             module = getattr(model, prefix[:-1])
+            if module is None:
+                continue
             check_state(str(path), module.state_dict(), parts[prefix], prefix=prefix)
             unet_states[prefix[:-1]] = parts[prefix]
         model.target_unet = None

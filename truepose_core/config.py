@@ -14,7 +14,7 @@ from typing import Any
 from .errors import ConfigError
 from .parsing import LABEL_SET_NAMES
 
-FUSION_MODES = ("hpfa", "concat", "clip_only")
+FUSION_MODES = ("hpfa", "concat", "clip_only", "pose_only")
 LABEL_SETS = LABEL_SET_NAMES  # the names' one home is parsing.LABEL_SETS
 ATTENTION_BACKENDS = ("auto", "naive", "chunked", "flex")
 
@@ -35,8 +35,10 @@ class TruePoseConfig:
     delta: float = 0.6
     #: Number of lowest-attention regions that CAA aligns with CLIP (paper: K).
     caa_regions: int = 2
-    #: "hpfa" (the method), "concat" (reference-attention concatenation, ablation B2) or
-    #: "clip_only" (CLIP patch features through an MLP, ablation B1).
+    #: "hpfa" (the method), "concat" (reference-attention concatenation, ablation B2),
+    #: "clip_only" (CLIP patch features through an MLP, ablation B1) or "pose_only" (no
+    #: SourceNet, CAA or source context: the PoseEncoder alone). One class each in
+    #: ``variants.py``.
     fusion_mode: str = "hpfa"
     #: False drops the parsing-guided reweighting (eq. 6 weights all 1): the "without HPFA"
     #: ablation, which keeps the SourceNet fusion itself.

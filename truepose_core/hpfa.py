@@ -74,11 +74,15 @@ class HPFA(nn.Module):
         chunk: int = 0,
         return_key_attention: bool = False,
         key_attention_unweighted: bool = True,
+        sigma: float | None = None,
+        delta: float | None = None,
     ):
         """H' = softmax(A' * M') V' (eq. 7) for source features (B, N, C) -> (B, N, C).
 
         The per-key attention comes from softmax(A') by default, what CAA scores (METHOD.md
         "CAA" step 1); ``key_attention_unweighted=False`` gives eq. 7's reweighted one.
+        ``sigma``/``delta`` override eq. 6's weights for this call (None: the module's own,
+        from the checkpoint's config); the module itself is never changed.
         """
         q = split_heads(self.source_q(source), self.heads)
         k = split_heads(self.source_k(source), self.heads)
@@ -88,8 +92,8 @@ class HPFA(nn.Module):
             k,
             v,
             key_mask,
-            sigma=self.sigma,
-            delta=self.delta,
+            sigma=self.sigma if sigma is None else float(sigma),
+            delta=self.delta if delta is None else float(delta),
             reweight=self.reweight,
             return_key_attention=return_key_attention,
             key_attention_unweighted=key_attention_unweighted,
@@ -119,6 +123,8 @@ class HPFA(nn.Module):
         chunk: int = 0,
         return_key_attention: bool = False,
         key_attention_unweighted: bool = True,
+        sigma: float | None = None,
+        delta: float | None = None,
     ) -> HPFASource:
         """Precompute K_h and V_h of eq. 8 (once per source and target pose)."""
         hidden, received = self.source_attention(
@@ -128,6 +134,8 @@ class HPFA(nn.Module):
             chunk=chunk,
             return_key_attention=return_key_attention,
             key_attention_unweighted=key_attention_unweighted,
+            sigma=sigma,
+            delta=delta,
         )
         return HPFASource(
             split_heads(self.to_k(hidden), self.heads),

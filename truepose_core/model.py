@@ -21,9 +21,10 @@ from torch import nn
 from .clip_regions import RegionEmbeddings
 from .config import TruePoseConfig
 from .context import ContextProjection
-from .errors import BatchError
+from .errors import BatchError, ConfigError
 from .fusion import (
     FusionLayer,
+    FusionSettings,
     FusionState,
     LayerSource,
     SourceEncoding,
@@ -32,6 +33,7 @@ from .fusion import (
 )
 from .pose_encoder import PoseEncoder
 from .unet_layers import AttentionLayer, select_layers, unet_attention_layers
+from .variants import variant_class
 
 
 @dataclass
@@ -41,6 +43,7 @@ class UNetCall:
     capture: dict[str, torch.Tensor] | None = None
     fusion: dict[str, tuple[FusionLayer, LayerSource]] = field(default_factory=dict)
     conditional: torch.Tensor | None = None  # (N,) bool: rows that receive fusion
+    strength: float = 1.0
 
 
 class TruePoseAttnProcessor:
@@ -66,10 +69,10 @@ class TruePoseAttnProcessor:
             job = truepose.fusion.get(self.name)
             if job is not None:
                 layer, source = job
-                query, kv = apply_to_rows(layer, hidden_states, source, truepose.conditional)
-                if kv is not query:
-                    return self.inner(attn, query, kv, attention_mask, temb)
-                hidden_states = query
+                query, kv = apply_to_rows(
+                    layer, hidden_states, source, truepose.conditional, truepose.strength
+                )
+                return self.inner(attn, query, kv, attention_mask, temb)
         return self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
 
 
@@ -84,49 +87,67 @@ def install_processors(unet: UNet2DConditionModel, layers: list[AttentionLayer])
 
 
 class TruePoseModel(nn.Module):
-    """The trainable part of TruePose (CLIP and the VAE stay outside, frozen)."""
+    """The trainable part of TruePose (CLIP and the VAE stay outside, frozen).
+
+    The fusion variant (``config.fusion_mode``) decides whether there is a SourceNet
+    (``source_unet`` is None without one) and a context projection (``context_proj`` is
+    None when the conditional context is zeros, as for "pose_only").
+    """
 
     def __init__(
         self,
         config: TruePoseConfig,
         target_unet: UNet2DConditionModel,
-        source_unet: UNet2DConditionModel,
+        source_unet: UNet2DConditionModel | None,
     ):
         super().__init__()
+        variant = variant_class(config.fusion_mode)
+        if (source_unet is not None) != variant.uses_source_net:
+            needs = "needs a SourceNet" if variant.uses_source_net else "has no SourceNet"
+            raise ConfigError(f"fusion_mode {config.fusion_mode!r} {needs}")
         self.config = config
         self.target_unet = target_unet
         self.source_unet = source_unet
         self.layers = select_layers(unet_attention_layers(target_unet.config), config.layers)
-        self.fusion = nn.ModuleDict(
-            {layer.name: FusionLayer(layer, config) for layer in self.layers}
-        )
+        self.fusion = nn.ModuleDict({layer.name: variant(layer, config) for layer in self.layers})
         self.pose_encoder = PoseEncoder(
             target_unet.config.block_out_channels[0], config.pose_channels
         )
-        self.context_proj = ContextProjection(
-            config.clip_dim, target_unet.config.cross_attention_dim, config.context_tokens
-        )
+        #: (tokens, width) of the cross-attention context.
+        width = int(target_unet.config.cross_attention_dim)
+        self.context_shape = (config.context_tokens, width)
+        self.context_proj = None
+        if variant.uses_source_context:
+            self.context_proj = ContextProjection(config.clip_dim, width, config.context_tokens)
         install_processors(self.target_unet, self.layers)
-        install_processors(self.source_unet, self.layers)
+        if self.source_unet is not None:
+            install_processors(self.source_unet, self.layers)
 
     @classmethod
     def from_unet(cls, config: TruePoseConfig, unet: UNet2DConditionModel) -> TruePoseModel:
         """Both UNets start from the same weights; fusion projections start from theirs."""
-        model = cls(config, unet, copy.deepcopy(unet))
+        source = copy.deepcopy(unet) if variant_class(config.fusion_mode).uses_source_net else None
+        model = cls(config, unet, source)
         model.init_fusion_from_unets()
         return model
 
     @torch.no_grad()
     def init_fusion_from_unets(self) -> None:
         modules = dict(self.target_unet.named_modules())
-        source_modules = dict(self.source_unet.named_modules())
+        source_modules = {} if self.source_unet is None else dict(self.source_unet.named_modules())
         for layer in self.layers:
-            fusion = self.fusion[layer.name]
-            target_attn = modules[layer.module_path]
-            if fusion.hpfa is not None:
-                fusion.hpfa.init_from_attention(source_modules[layer.module_path], target_attn)
-            if fusion.caa is not None:
-                fusion.caa.to_q.weight.copy_(target_attn.to_q.weight)
+            self.fusion[layer.name].init_from_unets(
+                source_modules.get(layer.module_path), modules[layer.module_path]
+            )
+
+    def source_context(self, image_embeds: torch.Tensor) -> torch.Tensor:
+        """The conditional cross-attention context (B, T, D) of whole-image CLIP embeddings.
+
+        The projected embedding, or zeros for variants without a source context.
+        """
+        if self.context_proj is None:
+            return image_embeds.new_zeros(image_embeds.shape[0], *self.context_shape)
+        return self.context_proj(image_embeds)
 
     # -- source side: once per source image ------------------------------------------------
 
@@ -136,17 +157,21 @@ class TruePoseModel(nn.Module):
         regions: RegionEmbeddings,
         parsing: torch.Tensor,
     ) -> SourceEncoding:
-        """Run the SourceNet once at timestep 0 on scaled source latents (B, 4, h, w)."""
-        context = self.context_proj(regions.image_embeds.to(source_latents.dtype))
+        """Run the SourceNet once at timestep 0 on scaled source latents (B, 4, h, w).
+
+        Variants without a SourceNet get no features; the CLIP regions are kept either way.
+        """
         call = UNetCall(capture={})
-        timestep = torch.zeros(source_latents.shape[0], device=source_latents.device)
-        self.source_unet(
-            source_latents,
-            timestep,
-            encoder_hidden_states=context,
-            cross_attention_kwargs={"truepose": call},
-            return_dict=False,
-        )
+        if self.source_unet is not None:
+            context = self.source_context(regions.image_embeds.to(source_latents.dtype))
+            timestep = torch.zeros(source_latents.shape[0], device=source_latents.device)
+            self.source_unet(
+                source_latents,
+                timestep,
+                encoder_hidden_states=context,
+                cross_attention_kwargs={"truepose": call},
+                return_dict=False,
+            )
         wanted = {layer.name for layer in self.layers}
         return SourceEncoding(
             features={k: v for k, v in call.capture.items() if k in wanted},
@@ -164,23 +189,28 @@ class TruePoseModel(nn.Module):
         selection_masks: torch.Tensor,
         skeletons: torch.Tensor,
         source_rows: torch.Tensor | None = None,
+        *,
+        settings: FusionSettings | None = None,
     ) -> FusionState:
         """Everything that depends only on (source, target pose), for P pairs.
 
         ``selection_masks`` (P, H, W) and ``skeletons`` (P, 3, H, W) come from the target
         poses; ``source_rows`` (P,) says which source each pair uses (default: one source
-        broadcast to every pose, or source i with pose i).
+        broadcast to every pose, or source i with pose i). ``settings`` override the
+        checkpoint's eq. 6 weights and K for this state and set its fusion strength.
         """
+        settings = settings or FusionSettings()
         pairs = skeletons.shape[0]
         source_rows = default_source_rows(encoding.batch, pairs, source_rows, skeletons.device)
         from .parsing import get_label_set
 
         num_labels = get_label_set(self.config.label_set).num_labels
         layers = build_layer_sources(
-            self.fusion, self.layers, encoding, selection_masks, source_rows, num_labels
+            self.fusion, self.layers, encoding, selection_masks, source_rows, num_labels, settings
         )
-        context = self.context_proj(encoding.image_embeds[source_rows].to(skeletons.dtype))
-        return FusionState(layers, self.pose_encoder(skeletons), context)
+        context = self.source_context(encoding.image_embeds[source_rows].to(skeletons.dtype))
+        pose = self.pose_encoder(skeletons)
+        return FusionState(layers, pose, context, strength=float(settings.strength))
 
     # -- every step --------------------------------------------------------------------------
 
@@ -196,13 +226,13 @@ class TruePoseModel(nn.Module):
 
         Row r uses pair ``rows[r]`` of ``state``: its pose always, and its source context and
         fusion only where ``conditional[r]``; other rows get the zero context and no fusion
-        (the unconditional branch of eq. 11).
+        (the unconditional branch of eq. 11). The fusion runs at ``state.strength``.
         """
         conditional = conditional.to(device=latents.device, dtype=torch.bool)
         rows = rows.to(latents.device)
         context = state.context[rows] * conditional[:, None, None].to(state.context.dtype)
         cond_rows = rows[conditional]
-        call = UNetCall(conditional=conditional)
+        call = UNetCall(conditional=conditional, strength=state.strength)
         if cond_rows.numel():
             call.fusion = {
                 name: (self.fusion[name], src.index(cond_rows))

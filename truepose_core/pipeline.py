@@ -9,18 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .clip_regions import ClipRegionEncoder
 from .config import SamplingConfig
 from .errors import BatchError, ImageError
-from .fit import fit_pose
-from .fusion import FusionState, SourceEncoding
+from .fusion import FusionSettings, FusionState, SourceEncoding
 from .images import check_size, to_rgb_float
-from .keypoints import Pose, render_skeleton, require_visible
-from .model import TruePoseModel, default_source_rows
-from .parsing import get_label_set, selection_mask, validate_parsing
+from .keypoints import Pose
+from .model import TruePoseModel
+from .pairs import prepare_pairs
+from .parsing import get_label_set, validate_parsing
 from .sampling import StyleTransfer, sample
 
 
@@ -31,12 +30,6 @@ def check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
         raise ImageError(f"{name}: expected (batch, 3, height, width), got {tuple(images.shape)}")
     check_size(*images.shape[-2:], name=name)
     return to_rgb_float(images.permute(0, 2, 3, 1), name).permute(0, 3, 1, 2)
-
-
-def skeleton_batch(poses: Sequence[Pose], height: int, width: int) -> torch.Tensor:
-    """Rendered skeletons (P, 3, H, W) in [0, 1] at the image size."""
-    arrays = [render_skeleton(pose, width, height) for pose in poses]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255.0
 
 
 class TruePosePipeline:
@@ -108,17 +101,10 @@ class TruePosePipeline:
         poses: Sequence[Pose],
         image_hw: tuple[int, int],
         source_rows: torch.Tensor | None = None,
+        fusion: FusionSettings | None = None,
     ) -> FusionState:
-        """Pose-dependent precompute for each target pose."""
-        h, w = image_hw
-        require_visible(poses)
-        # A pose drawn on another canvas is fitted into the source frame (letterbox): the
-        # person keeps their proportions (fit.py documents the rule).
-        poses = [fit_pose(pose, w, h) for pose in poses]
-        rows = default_source_rows(encoding.batch, len(poses), source_rows, self.device)
-        masks = selection_mask(encoding.parsing[rows], poses, self.label_set).to(self.device)
-        skeletons = skeleton_batch(poses, h, w).to(self.device, self.dtype)
-        return self.model.prepare(encoding, masks, skeletons, rows)
+        """Pose-dependent precompute for each target pose (:func:`prepare_pairs`)."""
+        return prepare_pairs(self.model, encoding, poses, image_hw, source_rows, fusion)
 
     @torch.no_grad()
     def __call__(
@@ -130,11 +116,15 @@ class TruePosePipeline:
         *,
         style: StyleTransfer | None = None,
         callback: Callable[[int, int, torch.Tensor], None] | None = None,
+        fusion: FusionSettings | None = None,
     ) -> torch.Tensor:
-        """Generate one image (P, 3, H, W) in [0, 1] per target pose."""
+        """Generate one image (P, 3, H, W) in [0, 1] per target pose.
+
+        ``fusion`` overrides eq. 6's weights, K and the fusion strength for this call.
+        """
         h, w = source_images.shape[-2:]
         encoding = self.encode_source(source_images, source_parsing)
-        state = self.prepare(encoding, poses, (h, w))
+        state = self.prepare(encoding, poses, (h, w), fusion=fusion)
         f = self.config.latent_factor
         latents = sample(
             self.model, state, (h // f, w // f), settings, style=style, callback=callback

@@ -323,7 +323,8 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
         raise DataError(f"data set has {len(dataset)} pairs, fewer than one global batch")
     if cfg.gradient_checkpointing:
         model.target_unet.enable_gradient_checkpointing()
-        model.source_unet.enable_gradient_checkpointing()
+        if model.source_unet is not None:
+            model.source_unet.enable_gradient_checkpointing()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = None
     if cfg.ema_decay > 0:
