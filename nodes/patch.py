@@ -7,7 +7,14 @@ from comfy_api.latest import io
 from ..truepose_core.errors import ConfigError
 from . import runtime
 from .errors import node_errors
-from .types import PoseSocket, SourceSocket, TruePoseSocket, mask_weight_inputs
+from .types import (
+    FROM_CHECKPOINT,
+    PoseSocket,
+    SourceSocket,
+    TruePoseSocket,
+    mask_weight_inputs,
+    mask_weights,
+)
 
 CATEGORY = "TruePose/patch"
 
@@ -60,6 +67,7 @@ class HPFAPatchModel(io.ComfyNode):
         with node_errors():
             poses = runtime.check_target_poses(target_pose)
             caa = runtime.find_caa_settings(model)
+            sigma, delta = mask_weights(truepose.config, sigma, delta)
             state = runtime.prepare_state(
                 truepose,
                 source,
@@ -94,10 +102,13 @@ class CAAPatch(io.ComfyNode):
                 ),
                 io.Int.Input(
                     "regions",
-                    default=2,
-                    min=1,
+                    default=FROM_CHECKPOINT,
+                    min=FROM_CHECKPOINT,
                     max=20,
-                    tooltip="K: number of parsing regions (labels) aligned per layer; paper 2.",
+                    tooltip=(
+                        "K: number of parsing regions (labels) aligned per layer; -1 = the "
+                        "checkpoint's K (paper 2)."
+                    ),
                 ),
             ],
             outputs=[io.Model.Output(display_name="MODEL", tooltip="MODEL with CAA settings.")],
@@ -113,7 +124,8 @@ class CAAPatch(io.ComfyNode):
                 )
             patched = model.clone()
             options = patched.model_options.setdefault("transformer_options", {})
-            options[runtime.CAA_KEY] = {"enabled": bool(enabled), "regions": int(regions)}
+            k = None if regions < 0 else int(regions)  # None: the checkpoint's K
+            options[runtime.CAA_KEY] = {"enabled": bool(enabled), "regions": k}
             return io.NodeOutput(patched)
 
 

@@ -43,32 +43,44 @@ SourceSocket = io.Custom("TRUEPOSE_SOURCE")
 """``TRUEPOSE_SOURCE``: :class:`truepose_core.fusion.SourceEncoding` (SourceNet F', CLIP)."""
 
 
+#: Widget value of sigma, delta and CAA's K that means "the checkpoint's own value".
+FROM_CHECKPOINT = -1
+
+
 def mask_weight_inputs() -> list:
-    """The ``sigma`` and ``delta`` inputs (paper eq. 6), with the method's defaults."""
+    """The ``sigma`` and ``delta`` inputs (paper eq. 6); by default the checkpoint's values."""
     from ..truepose_core.config import TruePoseConfig
 
-    defaults = TruePoseConfig()
+    paper = TruePoseConfig()
     return [
         io.Float.Input(
             "sigma",
-            default=defaults.sigma,
-            min=0.0,
+            default=FROM_CHECKPOINT,
+            min=FROM_CHECKPOINT,
             max=4.0,
             step=0.05,
             tooltip=(
                 "Eq. 6 weight (unitless) for source tokens OUTSIDE the regions the target pose "
-                f"selects; paper {defaults.sigma}."
+                f"selects; -1 = the checkpoint's value (paper {paper.sigma})."
             ),
         ),
         io.Float.Input(
             "delta",
-            default=defaults.delta,
-            min=0.0,
+            default=FROM_CHECKPOINT,
+            min=FROM_CHECKPOINT,
             max=4.0,
             step=0.05,
             tooltip=(
                 "Eq. 6 weight (unitless) for source tokens INSIDE the selected regions; "
-                f"paper {defaults.delta}."
+                f"-1 = the checkpoint's value (paper {paper.delta})."
             ),
         ),
     ]
+
+
+def mask_weights(config, sigma: float, delta: float) -> tuple[float, float]:
+    """(sigma, delta) to run with: a negative widget value takes the checkpoint's."""
+    return (
+        float(config.sigma) if sigma < 0 else float(sigma),
+        float(config.delta) if delta < 0 else float(delta),
+    )
