@@ -156,6 +156,18 @@ def test_default_schedule_walks_the_diffusers_timesteps(comfy, loaded, source):
     assert stock != want
 
 
+def test_default_schedule_keeps_the_reference_outside_the_noise_mask(comfy, loaded, source):
+    """Style transfer (paper 5.4) with the default schedule: outside the mask, the input."""
+    reference = torch.randn(1, 4, H // 8, W // 8, generator=torch.Generator().manual_seed(9))
+    mask = torch.zeros(1, 1, H // 8, W // 8)
+    mask[..., : H // 16, :] = 1.0  # generate the top half only
+    _, out = _timesteps_of_a_run(
+        comfy, loaded, source, steps=3, latent={"samples": reference, "noise_mask": mask}
+    )
+    torch.testing.assert_close(out["samples"][..., H // 16 :, :], reference[..., H // 16 :, :])
+    assert not torch.allclose(out["samples"][..., : H // 16, :], reference[..., : H // 16, :])
+
+
 def test_node_graph_gives_the_pipelines_final_latent(comfy, checkpoint):
     seed = 11
     run = comfy.run_prompt(_graph(checkpoint.name, comfy, seed))

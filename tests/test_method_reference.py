@@ -162,6 +162,8 @@ def reference(layer, source, hidden, labels, key_mask, regions, *, rule="paper")
             chosen.append(_pick(scores, selected, lowest=False))
         elif rule == "reweighted":  # the earlier version: eq. 6 weights, no preference
             chosen.append(_pick(_region_scores(reweighted, labels)[row], set()))
+        elif rule == "reweighted_preferred":  # eq. 6 weights, with the preference
+            chosen.append(_pick(_region_scores(reweighted, labels)[row], selected))
         elif rule == "no_preference":
             chosen.append(_pick(scores, set()))
         else:
@@ -179,7 +181,7 @@ def reference(layer, source, hidden, labels, key_mask, regions, *, rule="paper")
 # The module against it
 
 #: Weight seed whose CAA choice differs under every wrong rule (asserted below).
-SEED = 7
+SEED = 42
 
 
 def _module(layer, source, hidden, labels, key_mask, encoding):
@@ -211,10 +213,10 @@ def test_caa_choice_depends_on_the_scores_and_follows_the_paper():
     with torch.no_grad():
         want, chosen = reference(layer, source, hidden, labels, key_mask, regions)
         # Pair 0's pose selects four labels: CAA takes the two least attended of them.
-        assert set(chosen[0]) == {9, 18}
+        assert set(chosen[0]) == {14, 18}
         # Pair 1's pose selects one label only: the second region is a fill-up.
         assert 9 in chosen[1] and len(set(chosen[1])) == K
-        for rule in ("highest", "reweighted", "no_preference"):
+        for rule in ("highest", "reweighted", "reweighted_preferred", "no_preference"):
             other, other_chosen = reference(
                 layer, source, hidden, labels, key_mask, regions, rule=rule
             )

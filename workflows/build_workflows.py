@@ -279,7 +279,7 @@ def _sampler(g, model, truepose, source, col, row=0, steps=35, latent=None):
         "steps": steps,
         "cfg": 3.5,
         "sampler_name": "ddim",
-        "scheduler": "ddim_uniform",
+        "scheduler": "truepose_ddim",
         "denoise": 1.0,
         "width": 0,
         "height": 0,
@@ -299,8 +299,8 @@ def _patch(g, loader, source, poses, col, row=0):
         truepose=(loader, 1),
         source=(source, 0),
         target_pose=poses,
-        sigma=0.3,
-        delta=0.6,
+        sigma=-1.0,  # the checkpoint's value
+        delta=-1.0,
         strength=1.0,
     )
 
@@ -465,8 +465,8 @@ def synthfashion_demo(steps: int = 35) -> Graph:
         source=(source, 0),
         target_pose=(sample, 2),
         source_image=(sample, 0),
-        sigma=0.3,
-        delta=0.6,
+        sigma=-1.0,  # the checkpoint's value
+        delta=-1.0,
         opacity=0.6,
     )
     g.add("PreviewImage", 3, 2, images=(attention, 0), title="HPFA attention on the source")
