@@ -106,6 +106,7 @@ def true_sample(
     """
     import comfy.model_management as mm
     import comfy.sample
+    import comfy.sampler_helpers
     import comfy.samplers
     import comfy.utils
     import latent_preview
@@ -152,6 +153,12 @@ def true_sample(
                 disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
                 seed=seed,
             )
+            if latent.get("noise_mask") is not None:
+                # As the diffusers path's style transfer: outside the mask, the input latent.
+                mask = comfy.sampler_helpers.prepare_mask(
+                    latent["noise_mask"], samples.shape, samples.device
+                )
+                samples = samples * mask + latent_image.to(samples) * (1 - mask)
     else:
         samples = comfy.sample.sample(
             model,
