@@ -16,7 +16,7 @@ from ..truepose_core.preview import overlay_skeletons
 from ..truepose_core.unet_layers import level_sizes
 from . import runtime
 from .errors import node_errors
-from .types import PoseSocket, SourceSocket, TruePoseSocket, mask_weight_inputs
+from .types import PoseSocket, SourceSocket, TruePoseSocket, mask_weight_inputs, mask_weights
 
 CATEGORY = "TruePose/inspect"
 
@@ -131,6 +131,7 @@ class AttentionMap(io.ComfyNode):
         with node_errors():
             poses = runtime.check_target_poses(target_pose)
             image = to_rgb_float(source_image, "source_image").cpu()
+            sigma, delta = mask_weights(truepose.config, sigma, delta)
             heat = attention_map(truepose, source, poses, sigma, delta)
             if image.shape[1:3] != heat.shape[1:3]:
                 raise BatchError(

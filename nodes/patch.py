@@ -7,7 +7,14 @@ from comfy_api.latest import io
 from ..truepose_core.errors import ConfigError
 from . import runtime
 from .errors import node_errors
-from .types import PoseSocket, SourceSocket, TruePoseSocket, mask_weight_inputs
+from .types import (
+    FROM_CHECKPOINT,
+    PoseSocket,
+    SourceSocket,
+    TruePoseSocket,
+    mask_weight_inputs,
+    mask_weights,
+)
 
 CATEGORY = "TruePose/patch"
 #: Choices of the patch node's region_alignment input; "default" defers to TruePose_CAAPatch.
@@ -111,6 +118,7 @@ class HPFAPatchModel(io.ComfyNode):
                 caa["enabled"] = region_alignment == "on"
             if aligned_regions:
                 caa["regions"] = int(aligned_regions)
+            sigma, delta = mask_weights(truepose.config, sigma, delta)
             state = runtime.prepare_state(
                 truepose,
                 source,
@@ -155,12 +163,12 @@ class CAAPatch(io.ComfyNode):
                 ),
                 io.Int.Input(
                     "regions",
-                    default=2,
-                    min=1,
+                    default=FROM_CHECKPOINT,
+                    min=FROM_CHECKPOINT,
                     max=20,
                     tooltip=(
                         "How many least-seen body-part labels get that help per layer (a "
-                        "count); paper 2 [CAA K]."
+                        "count); -1 = the checkpoint's K; paper 2 [CAA K]."
                     ),
                 ),
             ],
@@ -178,7 +186,8 @@ class CAAPatch(io.ComfyNode):
                 )
             patched = model.clone()
             options = patched.model_options.setdefault("transformer_options", {})
-            options[runtime.CAA_KEY] = {"enabled": bool(enabled), "regions": int(regions)}
+            k = None if regions < 0 else int(regions)  # None: the checkpoint's K
+            options[runtime.CAA_KEY] = {"enabled": bool(enabled), "regions": k}
             return io.NodeOutput(patched)
 
 

@@ -8,11 +8,14 @@ from comfy_api.latest import io
 from ..truepose_core.config import SamplingConfig
 from ..truepose_core.errors import BatchError, ConfigError, ImageError
 from ..truepose_core.images import MAX_SIDE
+from ..truepose_core.sampling import ddim_alphas
 from . import runtime
 from .errors import node_errors
 from .types import SourceSocket, TruePoseSocket
 
 CATEGORY = "TruePose/sampling"
+#: The paper's schedule (the diffusers path's SD1.5 DDIM); every stock scheduler stays a choice.
+PAPER_SCHEDULER = "truepose_ddim"
 
 
 def _sampler_names() -> list[str]:
@@ -24,7 +27,39 @@ def _sampler_names() -> list[str]:
 def _scheduler_names() -> list[str]:
     import comfy.samplers
 
-    return list(comfy.samplers.KSampler.SCHEDULERS)
+    return [PAPER_SCHEDULER, *comfy.samplers.KSampler.SCHEDULERS]
+
+
+def paper_sigmas(steps: int, denoise: float) -> torch.Tensor:
+    """ComfyUI sigmas of the diffusers path's DDIM: sigma = sqrt((1 - a) / a) per step.
+
+    They end at timestep 0's sigma, where DDIM's last step lands, not at 0. With ``denoise``
+    below 1 the last ``steps`` steps of a ``steps / denoise`` schedule run, as ComfyUI does.
+    """
+    if denoise <= 0:
+        return torch.zeros(0)
+    total = steps if denoise > 0.9999 else int(steps / denoise)
+    alphas = ddim_alphas(total)[-(steps + 1) :]
+    return ((1 - alphas) / alphas).sqrt().float()
+
+
+def paper_sampler(sampler_name: str, sigmas: torch.Tensor):
+    """ComfyUI's sampler, returning the last latent the way DDIM does.
+
+    ComfyUI's latent x = x0 + sigma * eps is DDIM's z / sqrt(a), so the result is divided by
+    sqrt(1 + sigma_last^2) = 1 / sqrt(a): exactly the diffusers path's final latent.
+    """
+    import comfy.samplers
+
+    base = comfy.samplers.sampler_object(sampler_name)
+    if not isinstance(base, comfy.samplers.KSAMPLER):
+        return base
+    scale = float(1 / (1 + sigmas[-1].double() ** 2).sqrt())
+
+    def function(model, x, sigmas, *args, **kwargs):
+        return base.sampler_function(model, x, sigmas, *args, **kwargs) * scale
+
+    return comfy.samplers.KSAMPLER(function, base.extra_options, base.inpaint_options)
 
 
 def empty_latent(model, handle, encoding, patch, width: int, height: int, batch: int):
@@ -85,7 +120,7 @@ def true_sample(
     scheduler: str,
     denoise: float,
 ):
-    """Eq. 11 with ComfyUI's KSampler: positive = source context, negative = zeros.
+    """Eq. 11 with ComfyUI's samplers: positive = source context, negative = zeros.
 
     The patch on ``model`` fuses the source into the positive rows only, so the negative
     branch is the TargetNet with the pose and nothing of the source. A latent
@@ -94,13 +129,14 @@ def true_sample(
     """
     import comfy.model_management as mm
     import comfy.sample
+    import comfy.sampler_helpers
     import comfy.samplers
     import comfy.utils
     import latent_preview
 
     if sampler_name not in comfy.samplers.KSampler.SAMPLERS:
         raise ConfigError(f"sampler_name {sampler_name!r}: not one of ComfyUI's samplers")
-    if scheduler not in comfy.samplers.KSampler.SCHEDULERS:
+    if scheduler != PAPER_SCHEDULER and scheduler not in comfy.samplers.KSampler.SCHEDULERS:
         raise ConfigError(f"scheduler {scheduler!r}: not one of ComfyUI's schedulers")
     latent_image = comfy.sample.fix_empty_latent_channels(model, latent["samples"])
     batch = latent_image.shape[0]
@@ -118,22 +154,51 @@ def true_sample(
         mm.throw_exception_if_processing_interrupted()
         preview(step, x0, x, total_steps)
 
-    samples = comfy.sample.sample(
-        model,
-        noise,
-        steps,
-        cfg,
-        sampler_name,
-        scheduler,
-        positive,
-        negative,
-        latent_image,
-        denoise=denoise,
-        noise_mask=latent.get("noise_mask"),
-        callback=callback,
-        disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
-        seed=seed,
-    )
+    if scheduler == PAPER_SCHEDULER:
+        sigmas = paper_sigmas(steps, denoise)
+        if len(sigmas) < 2:
+            samples = latent_image.clone()
+        else:
+            if denoise > 0.9999:
+                # DDIM starts from unit-variance noise as z_T: x_T = z_T / sqrt(a_T).
+                noise = noise * float((1 + sigmas[0].double() ** 2).sqrt() / sigmas[0])
+            samples = comfy.sample.sample_custom(
+                model,
+                noise,
+                cfg,
+                paper_sampler(sampler_name, sigmas),
+                sigmas,
+                positive,
+                negative,
+                latent_image,
+                noise_mask=latent.get("noise_mask"),
+                callback=callback,
+                disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
+                seed=seed,
+            )
+            if latent.get("noise_mask") is not None:
+                # As the diffusers path's style transfer: outside the mask, the input latent.
+                mask = comfy.sampler_helpers.prepare_mask(
+                    latent["noise_mask"], samples.shape, samples.device
+                )
+                samples = samples * mask + latent_image.to(samples) * (1 - mask)
+    else:
+        samples = comfy.sample.sample(
+            model,
+            noise,
+            steps,
+            cfg,
+            sampler_name,
+            scheduler,
+            positive,
+            negative,
+            latent_image,
+            denoise=denoise,
+            noise_mask=latent.get("noise_mask"),
+            callback=callback,
+            disable_pbar=not comfy.utils.PROGRESS_BAR_ENABLED,
+            seed=seed,
+        )
     out = dict(latent)
     out["samples"] = samples
     return out
@@ -196,13 +261,18 @@ class TrueSampler(io.ComfyNode):
                     "sampler_name",
                     options=_sampler_names(),
                     default="ddim",
-                    tooltip="ComfyUI sampler; ddim + ddim_uniform is the paper's DDIM.",
+                    tooltip="ComfyUI sampler; ddim with truepose_ddim is the paper's DDIM.",
                 ),
                 io.Combo.Input(
                     "scheduler",
                     options=_scheduler_names(),
-                    default="ddim_uniform",
-                    tooltip="ComfyUI scheduler; ddim_uniform gives DDIM's evenly spaced steps.",
+                    default=PAPER_SCHEDULER,
+                    tooltip=(
+                        "truepose_ddim: the paper's schedule, SD1.5 DDIM as in diffusers "
+                        "('leading' spacing, offset 1: 35 steps from t=953 to t=1); the "
+                        "others are ComfyUI's stock schedulers (ddim_uniform takes 36 steps "
+                        "from t=981)."
+                    ),
                 ),
                 io.Float.Input(
                     "denoise",

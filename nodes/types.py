@@ -45,36 +45,48 @@ SourceSocket = io.Custom("TRUEPOSE_SOURCE")
 """``TRUEPOSE_SOURCE``: :class:`truepose_core.fusion.SourceEncoding` (SourceNet F', CLIP)."""
 
 
+#: Widget value of sigma, delta and CAA's K that means "the checkpoint's own value".
+FROM_CHECKPOINT = -1
+
+
 def mask_weight_inputs() -> list:
-    """The ``sigma`` and ``delta`` inputs (paper eq. 6), with the method's defaults."""
+    """The ``sigma`` and ``delta`` inputs (paper eq. 6); by default the checkpoint's values."""
     from ..truepose_core.config import TruePoseConfig
 
-    defaults = TruePoseConfig()
+    paper = TruePoseConfig()
     return [
         io.Float.Input(
             "sigma",
-            default=defaults.sigma,
-            min=0.0,
+            default=FROM_CHECKPOINT,
+            min=FROM_CHECKPOINT,
             max=4.0,
             step=0.05,
             tooltip=(
                 "How much the source parts the target pose does NOT show (e.g. the legs for a "
                 "half-body pose) still feed the image (unitless weight): higher lets them "
-                "leak in, lower keeps them out [HPFA sigma, eq. 6; paper "
-                f"{defaults.sigma}]."
+                "leak in, lower keeps them out -1 = the checkpoint's value [HPFA sigma, eq. 6; "
+                f"paper {paper.sigma}]."
             ),
         ),
         io.Float.Input(
             "delta",
-            default=defaults.delta,
-            min=0.0,
+            default=FROM_CHECKPOINT,
+            min=FROM_CHECKPOINT,
             max=4.0,
             step=0.05,
             tooltip=(
                 "How strongly the image copies the source parts the target pose DOES show "
                 "(face, clothes, arms; unitless weight): higher keeps their colours and "
-                "patterns closer to the source [HPFA delta, eq. 6; paper "
-                f"{defaults.delta}]."
+                "patterns closer to the source -1 = the checkpoint's value [HPFA delta, eq. 6; "
+                f"paper {paper.delta}]."
             ),
         ),
     ]
+
+
+def mask_weights(config, sigma: float, delta: float) -> tuple[float, float]:
+    """(sigma, delta) to run with: a negative widget value takes the checkpoint's."""
+    return (
+        float(config.sigma) if sigma < 0 else float(sigma),
+        float(config.delta) if delta < 0 else float(delta),
+    )

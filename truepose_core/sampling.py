@@ -37,6 +37,19 @@ def make_scheduler() -> DDIMScheduler:
     return DDIMScheduler(**SD15_SCHEDULER)
 
 
+def ddim_alphas(steps: int) -> torch.Tensor:
+    """alphas_cumprod at each DDIM step of :func:`sample`, then at the point the last step lands.
+
+    SD1.5's 35 steps visit timesteps 953, 925, ..., 1; the last step lands on
+    ``final_alpha_cumprod``, which is timestep 0's (``set_alpha_to_one`` is False), not a
+    clean latent. Other hosts build the same schedule from these ``steps + 1`` values.
+    """
+    scheduler = make_scheduler()
+    scheduler.set_timesteps(steps)
+    alphas = scheduler.alphas_cumprod[scheduler.timesteps.long()]
+    return torch.cat([alphas, scheduler.final_alpha_cumprod.reshape(1)]).double()
+
+
 @dataclass
 class StyleTransfer:
     """Keep ``reference`` latents (scaled) outside ``mask`` (B, 1, h, w), 1 = generate."""
