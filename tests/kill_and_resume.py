@@ -43,7 +43,7 @@ PRELOAD = (
     "truepose_core.train",
 )
 
-TRAIN_STEPS = 24
+TRAIN_STEPS = 20
 GENERATE_PAIRS = 8
 WORLD = 2  # generate runs as two concurrent shards, as under accelerate launch
 
@@ -184,10 +184,10 @@ def main() -> None:
                 time.sleep(rng.uniform(0.0, 1.0))
                 return
             # Otherwise once it trains (loss.csv is rewritten just before the first step),
-            # anywhere in the next two steps: a step, a state save or a checkpoint write.
+            # anywhere in the next step and a half: a step, a state save or a checkpoint write.
             while _inode(log) == before and _alive(pid):
                 time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 2.0 * step_s))
+            time.sleep(rng.uniform(0.0, 1.5 * step_s))
 
         return [pid], [pid], wait
 
