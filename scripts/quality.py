@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 
 def main() -> None:
     from truepose_core.cli import SHIPPED_MODEL
@@ -29,6 +31,11 @@ def main() -> None:
     parser.add_argument("--cfg", type=float, default=SamplingConfig.cfg_scale, help="eq. 11 w")
     parser.add_argument("--seed", type=int, default=0, help="noise seed")
     parser.add_argument("--json", default="", help="also write the report to this file")
+    parser.add_argument(
+        "--vae-grid",
+        default="",
+        help="also write a PNG of the first 8 ground truths (top) over their VAE round trips",
+    )
     args = parser.parse_args()
     checkpoint = Path(args.checkpoint) if args.checkpoint else SHIPPED_MODEL
     pipe = TruePosePipeline.from_checkpoint(checkpoint)
@@ -42,6 +49,15 @@ def main() -> None:
     print(format_table(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=float) + "\n")
+    if args.vae_grid:
+        from torchvision.utils import save_image
+
+        from truepose_core.quality import vae_reconstruction
+
+        truth = batch["targets"][:8]
+        grid = torch.cat([truth, vae_reconstruction(pipe, truth)])
+        # Pixels repeated 3x3 so that 2-3 px stripes and the printed words can be seen.
+        save_image(torch.nn.functional.interpolate(grid, scale_factor=3), args.vae_grid, nrow=8)
 
 
 if __name__ == "__main__":
