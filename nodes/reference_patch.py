@@ -43,7 +43,8 @@ RECORD_KEY = "truepose_reference_record"
 PATCH_KEY = "truepose_reference"
 
 _BLOCK = re.compile(
-    r"^(input_blocks|middle_block|output_blocks)\.(\d+)\.\d+\.transformer_blocks\.(\d+)$"
+    r"^(input_blocks|output_blocks)\.(\d+)\.\d+\.transformer_blocks\.(\d+)$"
+    r"|^(middle_block)\.\d+\.transformer_blocks\.(\d+)$"
 )
 _BLOCK_NAMES = {"input_blocks": "input", "middle_block": "middle", "output_blocks": "output"}
 
@@ -53,10 +54,11 @@ def self_attention_blocks(diffusion_model) -> list[tuple[str, int, int]]:
     found = []
     for name, _ in diffusion_model.named_modules():
         match = _BLOCK.match(name)
-        if match:
-            kind, number, index = match.groups()
-            number = 0 if kind == "middle_block" else int(number)
-            found.append((_BLOCK_NAMES[kind], number, int(index)))
+        if match and match.group(1):
+            kind, number, index = match.group(1, 2, 3)
+            found.append((_BLOCK_NAMES[kind], int(number), int(index)))
+        elif match:
+            found.append(("middle", 0, int(match.group(5))))
     if not found:
         raise ConfigError(
             "TruePose Reference: this MODEL has no spatial-transformer self-attention; "

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from tests.tiny_models import LEGS_ONLY_Y, STANDING_X, STANDING_Y, person_parsing
 from truepose_core.attention import reweighted_attention
 from truepose_core.errors import BatchError, ConfigError
 from truepose_core.keypoints import parse_deepfashion_row
@@ -19,7 +20,6 @@ from truepose_core.reference import (
     source_key_mask,
     source_selection,
 )
-from tests.tiny_models import LEGS_ONLY_Y, STANDING_X, STANDING_Y, person_parsing
 
 HEADS = 4
 
