@@ -4,7 +4,8 @@ ComfyUI recognises an SD1.5 checkpoint from its keys: a UNet with 320 base chann
 768-wide cross-attention, a CLIP-L text encoder and the SD VAE. The UNet here keeps those two
 widths but has two levels of one block each (7 self-attention layers instead of 16), so a
 step takes a fraction of a second on a CPU. The text encoder and VAE have the real SD1.5
-shapes (ComfyUI builds them from fixed configs) with random weights, stored in fp16. The
+shapes (ComfyUI builds them from fixed configs) with random weights, stored in fp16 (the
+UNet and ControlNet in fp32, which ComfyUI then runs without casting every layer). The
 ControlNet is the same small UNet layout in the ``control_model.`` format of
 ``control_v11p_sd15_openpose.pth``. Importing this module needs ComfyUI on ``sys.path``.
 """
@@ -119,12 +120,11 @@ def vae_state(seed: int = 3) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(path: Path, seed: int = 0) -> Path:
-    """An SD1.5-layout single-file checkpoint (UNet, CLIP-L text encoder, VAE) as fp16."""
+    """An SD1.5-layout single-file checkpoint: UNet (fp32), CLIP-L text encoder, VAE (fp16)."""
     from safetensors.torch import save_file
 
-    state = {}
+    state = {"model.diffusion_model." + k: v.contiguous() for k, v in unet_state(seed).items()}
     for prefix, part in (
-        ("model.diffusion_model.", unet_state(seed)),
         ("cond_stage_model.", clip_state(seed + 2)),
         ("first_stage_model.", vae_state(seed + 3)),
     ):
@@ -136,7 +136,7 @@ def save_checkpoint(path: Path, seed: int = 0) -> Path:
 
 def save_controlnet(path: Path, seed: int = 1) -> Path:
     """The ControlNet in ``control_v11p_sd15_openpose.pth``'s layout (``control_model.``)."""
-    state = {"control_model." + k: v.half() for k, v in controlnet_state(seed).items()}
+    state = {"control_model." + k: v for k, v in controlnet_state(seed).items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, str(path))
     return path

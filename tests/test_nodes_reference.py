@@ -111,14 +111,28 @@ def _conditioning(comfy, sd15, control=False):
     return positive, negative
 
 
-def _sample(comfy, model, positive, negative, steps=3, seed=7):
+@pytest.fixture(scope="module")
+def prompts(comfy, sd15):
+    """Stock CLIP Text Encode conditioning: ``plain``, and ``control`` through Apply ControlNet
+    with the target pose's skeleton."""
+    return {"plain": _conditioning(comfy, sd15), "control": _conditioning(comfy, sd15, True)}
+
+
+def _sample(comfy, model, conditioning, steps=2, seed=7):
     import nodes
 
+    positive, negative = conditioning
     latent = {"samples": torch.zeros(1, 4, H // 8, W // 8)}
     (out,) = nodes.common_ksampler(
         model, seed, steps, 5.0, "euler", "normal", positive, negative, latent
     )
     return out["samples"]
+
+
+@pytest.fixture(scope="module")
+def plain(comfy, sd15, prompts):
+    """The unpatched MODEL's KSampler latents for each prompt."""
+    return {name: _sample(comfy, sd15[0], cond) for name, cond in prompts.items()}
 
 
 def test_comfyui_detects_the_files_as_sd15_and_controlnet(comfy, sd15):
@@ -140,43 +154,47 @@ def test_patch_reaches_every_self_attention_layer(comfy, sd15):
     assert sd15[0].model_options.get("transformer_options", {}).get("patches_replace") is None
 
 
-def test_strength_zero_is_the_input_model_exactly(comfy, sd15):
-    positive, negative = _conditioning(comfy, sd15)
-    plain = _sample(comfy, sd15[0], positive, negative)
-    off = _sample(comfy, _patched(comfy, sd15, strength=0.0), positive, negative)
-    assert torch.equal(plain, off)
+def test_strength_zero_is_the_input_model_exactly(comfy, sd15, prompts, plain):
+    off = _sample(comfy, _patched(comfy, sd15, strength=0.0), prompts["plain"])
+    assert torch.equal(plain["plain"], off)
 
 
-def test_outside_its_schedule_the_patch_changes_nothing(comfy, sd15):
-    positive, negative = _conditioning(comfy, sd15)
-    plain = _sample(comfy, sd15[0], positive, negative)
+def test_outside_its_schedule_the_patch_changes_nothing(comfy, sd15, prompts, plain):
     # Hooks installed, never active: the replace must compute the layer exactly as before.
     idle = _patched(comfy, sd15, start_percent=1.0, end_percent=1.0)
-    assert torch.equal(plain, _sample(comfy, idle, positive, negative))
+    assert torch.equal(plain["control"], _sample(comfy, idle, prompts["control"]))
+
+
+@pytest.fixture(scope="module")
+def by_mode(comfy, sd15, prompts):
+    """KSampler latents of the patched MODEL in both source modes, with the ControlNet."""
+    return {
+        mode: _sample(comfy, _patched(comfy, sd15, source_mode=mode), prompts["control"])
+        for mode in ("cached", "noised")
+    }
 
 
 @pytest.mark.parametrize("mode", ["cached", "noised"])
-def test_reference_changes_the_image_with_ksampler_prompt_and_controlnet(comfy, sd15, mode):
-    positive, negative = _conditioning(comfy, sd15, control=True)
-    plain = _sample(comfy, sd15[0], positive, negative)
-    patched = _patched(comfy, sd15, source_mode=mode)
-    out = _sample(comfy, patched, positive, negative)
+def test_reference_changes_the_image_with_ksampler_prompt_and_controlnet(
+    comfy, sd15, prompts, plain, by_mode, mode
+):
+    out = by_mode[mode]
     assert torch.isfinite(out).all()
-    assert (out - plain).abs().max() > 1e-3
-    again = _sample(comfy, patched, positive, negative)
-    assert torch.equal(out, again)  # same inputs, same image: no state leaks between runs
+    assert (out - plain["control"]).abs().max() > 1e-3
+    patched = _patched(comfy, sd15, source_mode=mode)
     # The ControlNet still acts on the patched model.
-    bare_positive, bare_negative = _conditioning(comfy, sd15)
-    assert (out - _sample(comfy, patched, bare_positive, bare_negative)).abs().max() > 1e-3
+    assert (out - _sample(comfy, patched, prompts["plain"])).abs().max() > 1e-3
 
 
-def test_modes_and_reweighting_differ(comfy, sd15):
-    positive, negative = _conditioning(comfy, sd15)
-    cached = _sample(comfy, _patched(comfy, sd15), positive, negative)
-    noised = _sample(comfy, _patched(comfy, sd15, source_mode="noised"), positive, negative)
-    plain_ref = _sample(comfy, _patched(comfy, sd15, reweight=False), positive, negative)
-    assert (cached - noised).abs().max() > 1e-4
-    assert (cached - plain_ref).abs().max() > 1e-4
+def test_same_inputs_give_the_same_image(comfy, sd15, prompts, by_mode):
+    patched = _patched(comfy, sd15, source_mode="noised")
+    assert torch.equal(by_mode["noised"], _sample(comfy, patched, prompts["control"]))
+
+
+def test_modes_and_reweighting_differ(comfy, sd15, prompts, by_mode):
+    assert (by_mode["cached"] - by_mode["noised"]).abs().max() > 1e-4
+    plain_reference = _sample(comfy, _patched(comfy, sd15, reweight=False), prompts["control"])
+    assert (by_mode["cached"] - plain_reference).abs().max() > 1e-4
 
 
 def _hand_written_reference(comfy, model, vae):
@@ -227,14 +245,12 @@ def _hand_written_reference(comfy, model, vae):
     return hand
 
 
-def test_reweighting_off_equals_hand_written_reference_attention(comfy, sd15):
+def test_reweighting_off_equals_hand_written_reference_attention(comfy, sd15, prompts, plain):
     model, _clip, vae, _control = sd15
-    positive, negative = _conditioning(comfy, sd15)
-    ours = _sample(comfy, _patched(comfy, sd15, reweight=False), positive, negative)
-    hand = _sample(comfy, _hand_written_reference(comfy, model, vae), positive, negative)
+    ours = _sample(comfy, _patched(comfy, sd15, reweight=False), prompts["plain"])
+    hand = _sample(comfy, _hand_written_reference(comfy, model, vae), prompts["plain"])
     torch.testing.assert_close(ours, hand, rtol=1e-4, atol=1e-4)
-    plain = _sample(comfy, model, positive, negative)
-    assert (hand - plain).abs().max() > 1e-3  # the comparison can fail
+    assert (hand - plain["plain"]).abs().max() > 1e-3  # the comparison can fail
 
 
 def test_one_source_only_and_errors_read_well(comfy, sd15):
