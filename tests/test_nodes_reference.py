@@ -278,3 +278,15 @@ def test_one_source_only_and_errors_read_well(comfy, sd15):
             _pose(comfy),
             **{**settings, "start_percent": 0.9, "end_percent": 0.1},
         )
+
+
+def test_pose_image_node_draws_at_the_chosen_size(comfy):
+    keypoints = comfy.pack_module("truepose_core.keypoints")
+    pose = _pose(comfy)
+    node = comfy.node_class("TruePose_PoseToControlNetImage")
+    (image,) = node.execute(pose, 352, 512).result
+    assert image.shape == (1, 512, 352, 3) and image.dtype == torch.float32
+    expected = keypoints.render_skeleton(pose[0], 352, 512)
+    assert torch.equal(image[0], torch.from_numpy(expected).float() / 255)
+    (own,) = node.execute(pose, 0, 0).result
+    assert own.shape == (1, H, W, 3)
