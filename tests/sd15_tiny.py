@@ -12,9 +12,15 @@ ControlNet is the same small UNet layout in the ``control_model.`` format of
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import torch
+
+#: The file names of the real files these stand in for.
+CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
+CONTROLNET = "control_v11p_sd15_openpose.pth"
 
 #: ComfyUI ``unet_config`` of the small SD1.5-layout UNet.
 UNET_CONFIG = {
@@ -140,3 +146,31 @@ def save_controlnet(path: Path, seed: int = 1) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, str(path))
     return path
+
+
+def session_files(tmp_path_factory) -> tuple[Path, Path]:
+    """The checkpoint and ControlNet, written once per test session."""
+    cache = tmp_path_factory.getbasetemp() / "sd15_tiny"
+    checkpoint, controlnet = cache / CHECKPOINT, cache / CONTROLNET
+    if not checkpoint.exists():
+        save_checkpoint(cache / "partial.safetensors").rename(checkpoint)
+    if not controlnet.exists():
+        save_controlnet(cache / "partial.pth").rename(controlnet)
+    return checkpoint, controlnet
+
+
+def install(tmp_path_factory, models_dir: Path) -> None:
+    """Link (or copy) both files into a ComfyUI base directory's model folders, replacing
+    empty placeholders of the same names."""
+    checkpoint, controlnet = session_files(tmp_path_factory)
+    for source, folder in ((checkpoint, "checkpoints"), (controlnet, "controlnet")):
+        target = models_dir / folder / source.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists() and target.stat().st_size == source.stat().st_size:
+            continue
+        if target.exists():
+            target.unlink()
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copyfile(source, target)

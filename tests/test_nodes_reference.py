@@ -6,55 +6,24 @@ own loaders; the stock KSampler, CLIP Text Encode and Apply ControlNet run with 
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
 import torch
+from sd15_tiny import CHECKPOINT, CONTROLNET
 
 pytestmark = pytest.mark.comfyui
 
-CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
-CONTROLNET = "control_v11p_sd15_openpose.pth"
 STANDING_Y = "[40, 70, 70, 110, 150, 70, 110, 150, 160, 210, 250, 160, 210, 250, 36, 36, 40, 40]"
 STANDING_X = "[88, 88, 60, 55, 50, 116, 121, 126, 70, 70, 70, 106, 106, 106, 80, 96, 74, 102]"
 H, W = 64, 48  # generated image, pixels
 SOURCE_H, SOURCE_W = 80, 64
 
 
-def sd15_files(tmp_path_factory):
-    """The small checkpoint and ControlNet, written once per test session."""
-    import sd15_tiny
-
-    cache = tmp_path_factory.getbasetemp() / "sd15_tiny"
-    checkpoint, controlnet = cache / CHECKPOINT, cache / CONTROLNET
-    if not checkpoint.exists():
-        sd15_tiny.save_checkpoint(cache / "partial.safetensors").rename(checkpoint)
-    if not controlnet.exists():
-        sd15_tiny.save_controlnet(cache / "partial.pth").rename(controlnet)
-    return checkpoint, controlnet
-
-
-def install_sd15_files(tmp_path_factory, models_dir) -> None:
-    """Link (or copy) the files into a ComfyUI base directory's models folders."""
-    checkpoint, controlnet = sd15_files(tmp_path_factory)
-    for source, folder in ((checkpoint, "checkpoints"), (controlnet, "controlnet")):
-        target = models_dir / folder / source.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists() and target.stat().st_size == source.stat().st_size:
-            continue
-        if target.exists():
-            target.unlink()
-        try:
-            os.link(source, target)
-        except OSError:
-            shutil.copyfile(source, target)
-
-
 @pytest.fixture(scope="module")
 def sd15(comfy, tmp_path_factory):
     """(MODEL, CLIP, VAE, CONTROL_NET) from ComfyUI's stock loaders."""
-    install_sd15_files(tmp_path_factory, comfy.models_dir)
+    import sd15_tiny
+
+    sd15_tiny.install(tmp_path_factory, comfy.models_dir)
     model, clip, vae = comfy.node_class("CheckpointLoaderSimple")().load_checkpoint(CHECKPOINT)
     (control,) = comfy.node_class("ControlNetLoader")().load_controlnet(CONTROLNET)
     return model, clip, vae, control

@@ -28,6 +28,8 @@ PLACEHOLDER_MODELS = {
     "vae": "vae-ft-mse-840000-ema-pruned.safetensors",
     "clip_vision": "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors",
     "schp": "exp-schp-201908261155-lip.pth",
+    "checkpoints": "v1-5-pruned-emaonly.safetensors",
+    "controlnet": "control_v11p_sd15_openpose.pth",
 }
 INPUT_IMAGES = ("truepose_source.png", "truepose_reference.png")
 
@@ -58,7 +60,7 @@ def _load(path: Path) -> dict:
 
 
 def test_every_workflow_has_both_formats():
-    assert len(API_FILES) == len(UI_FILES) == 4
+    assert len(API_FILES) == len(UI_FILES) == 5
     for ui in UI_FILES:
         assert (WORKFLOWS / f"{ui.stem}.api.json").exists()
         assert (REPO_ROOT / "example_workflows" / ui.name).read_text() == ui.read_text()

@@ -132,6 +132,64 @@ SPECS: dict[str, tuple[list, list, list]] = {
     "SetLatentNoiseMask": ([("samples", "LATENT"), ("mask", "MASK")], [], [("LATENT", "LATENT")]),
     "SaveImage": ([("images", "IMAGE")], ["filename_prefix"], []),
     "PreviewImage": ([("images", "IMAGE")], [], []),
+    "CheckpointLoaderSimple": (
+        [],
+        ["ckpt_name"],
+        [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")],
+    ),
+    "CLIPTextEncode": ([("clip", "CLIP")], ["text"], [("CONDITIONING", "CONDITIONING")]),
+    "ControlNetLoader": ([], ["control_net_name"], [("CONTROL_NET", "CONTROL_NET")]),
+    "ControlNetApplyAdvanced": (
+        [
+            ("positive", "CONDITIONING"),
+            ("negative", "CONDITIONING"),
+            ("control_net", "CONTROL_NET"),
+            ("image", "IMAGE"),
+            ("vae", "VAE"),
+        ],
+        ["strength", "start_percent", "end_percent"],
+        [("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
+    ),
+    "EmptyLatentImage": ([], ["width", "height", "batch_size"], [("LATENT", "LATENT")]),
+    "KSampler": (
+        [
+            ("model", "MODEL"),
+            ("positive", "CONDITIONING"),
+            ("negative", "CONDITIONING"),
+            ("latent_image", "LATENT"),
+        ],
+        ["seed+control", "steps", "cfg", "sampler_name", "scheduler", "denoise"],
+        [("LATENT", "LATENT")],
+    ),
+    "TruePose_PoseFromOpenPoseJSON": (
+        [],
+        ["json_text", "file", "width", "height"],
+        [("pose", "TRUEPOSE_POSE"), ("preview", "IMAGE")],
+    ),
+    "TruePose_PoseToControlNetImage": (
+        [("pose", "TRUEPOSE_POSE")],
+        ["width", "height"],
+        [("image", "IMAGE")],
+    ),
+    "TruePose_ReferencePatch": (
+        [
+            ("model", "MODEL"),
+            ("vae", "VAE"),
+            ("source_image", "IMAGE"),
+            ("source_parsing", "TRUEPOSE_PARSING"),
+            ("target_pose", "TRUEPOSE_POSE"),
+        ],
+        [
+            "source_mode",
+            "sigma",
+            "delta",
+            "strength",
+            "start_percent",
+            "end_percent",
+            "reweight",
+        ],
+        [("MODEL", "MODEL")],
+    ),
 }
 
 
@@ -473,7 +531,113 @@ def synthfashion_demo(steps: int = 35) -> Graph:
     return g
 
 
-GRAPHS = (pose_transfer_full, batch_of_poses, style_transfer, synthfashion_demo)
+SD15_CHECKPOINT = "v1-5-pruned-emaonly.safetensors"
+OPENPOSE_CONTROLNET = "control_v11p_sd15_openpose.pth"
+#: The walking pose on a 528x768 canvas (DeepFashion's row scaled by 3), as OpenPose JSON.
+WALK_OPENPOSE_JSON = (
+    '{"people": [{"pose_keypoints_2d": [264, 90, 1, 264, 174, 1, 198, 174, 1, 180, 294, 1, '
+    "174, 402, 1, 330, 171, 1, 348, 297, 1, 354, 408, 1, 222, 420, 1, 216, 588, 1, 210, 720, "
+    "1, 306, 417, 1, 312, 585, 1, 318, 723, 1, 252, 75, 1, 279, 75, 1, 234, 87, 1, 0, 0, 0]}], "
+    '"canvas_width": 528, "canvas_height": 768}'
+)
+
+
+def reference_sd15() -> Graph:
+    """Pose transfer with files artists have: no TruePose checkpoint, no training."""
+    g = Graph(
+        "truepose-reference-sd15-openpose",
+        "TruePose Reference (no training): pose transfer with any SD1.5 checkpoint.\nFiles: "
+        f"models/checkpoints/{SD15_CHECKPOINT} (or any SD1.5 checkpoint); "
+        f"models/controlnet/{OPENPOSE_CONTROLNET} (ControlNet 1.1 OpenPose); "
+        f"models/schp/{SCHP_LIP} (Self-Correction Human Parsing, LIP labels); "
+        f"input/{SOURCE_IMAGE} (the source person; sides multiples of 8).\n"
+        "The target pose is OpenPose JSON (paste it, or pick a .json file in input/); swap in "
+        "TruePose Pose from POSE_KEYPOINT to take it from an OpenPose/DWPose preprocessor. "
+        "The ControlNet draws the pose; the reference patch lets the picture attend to the "
+        "source person, leaning toward the parsing regions the target pose shows. Image "
+        "quality of this mode on real photos has not been measured.",
+    )
+    ckpt = g.add("CheckpointLoaderSimple", 0, 0, ckpt_name=SD15_CHECKPOINT)
+    control = g.add("ControlNetLoader", 0, 1, control_net_name=OPENPOSE_CONTROLNET)
+    image = g.add("LoadImage", 1, 0, image=SOURCE_IMAGE)
+    parse = g.add("TruePose_HumanParse", 1, 1, image=(image, 0), schp_model=SCHP_LIP)
+    pose = g.add(
+        "TruePose_PoseFromOpenPoseJSON",
+        2,
+        0,
+        json_text=WALK_OPENPOSE_JSON,
+        file="(none)",
+        width=0,
+        height=0,
+    )
+    skeleton = g.add("TruePose_PoseToControlNetImage", 2, 1, pose=(pose, 0), width=528, height=768)
+    positive = g.add(
+        "CLIPTextEncode",
+        3,
+        0,
+        title="Positive prompt",
+        clip=(ckpt, 1),
+        text="full-body photo of a person, studio lighting, plain background",
+    )
+    negative = g.add(
+        "CLIPTextEncode",
+        3,
+        1,
+        title="Negative prompt",
+        clip=(ckpt, 1),
+        text="blurry, deformed, extra limbs",
+    )
+    apply = g.add(
+        "ControlNetApplyAdvanced",
+        4,
+        0,
+        positive=(positive, 0),
+        negative=(negative, 0),
+        control_net=(control, 0),
+        image=(skeleton, 0),
+        vae=(ckpt, 2),
+        strength=1.0,
+        start_percent=0.0,
+        end_percent=1.0,
+    )
+    patch = g.add(
+        "TruePose_ReferencePatch",
+        4,
+        1,
+        model=(ckpt, 0),
+        vae=(ckpt, 2),
+        source_image=(image, 0),
+        source_parsing=(parse, 0),
+        target_pose=(pose, 0),
+        source_mode="cached",
+        sigma=0.3,
+        delta=0.6,
+        strength=1.0,
+        start_percent=0.0,
+        end_percent=1.0,
+        reweight=True,
+    )
+    latent = g.add("EmptyLatentImage", 5, 0, width=528, height=768, batch_size=1)
+    sampled = g.add(
+        "KSampler",
+        5,
+        1,
+        model=(patch, 0),
+        positive=(apply, 0),
+        negative=(apply, 1),
+        latent_image=(latent, 0),
+        seed=0,
+        steps=30,
+        cfg=7.0,
+        sampler_name="euler",
+        scheduler="normal",
+        denoise=1.0,
+    )
+    _decode_and_save(g, sampled, (ckpt, 2), "truepose-reference", 6)
+    return g
+
+
+GRAPHS = (pose_transfer_full, batch_of_poses, style_transfer, synthfashion_demo, reference_sd15)
 
 
 def main() -> None:
