@@ -69,10 +69,8 @@ def sd15_model(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.diffusion_model.named_parameters():
-            if "norm" in name:
+            if p.dim() == 1:  # norm scales 1, biases 0
                 p.fill_(1.0 if name.endswith("weight") else 0.0)
-            elif name.endswith("bias") or p.dim() == 1:
-                p.zero_()
             else:
                 p.copy_(torch.randn(p.shape, generator=g) / p[0].numel() ** 0.5)
     return comfy.model_patcher.ModelPatcher(
