@@ -25,21 +25,29 @@ BACKENDS = ("naive", "chunked", "flex")
 
 
 def mask_weights(
-    scores: torch.Tensor, key_mask: torch.Tensor, sigma: float, delta: float
+    scores: torch.Tensor,
+    key_mask: torch.Tensor,
+    sigma: float,
+    delta: float,
+    weighted_keys: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """M' of eq. 6 for ``scores`` (..., Nk) given ``key_mask`` broadcastable to it.
 
     Positive scores on selected keys get ``1 + delta`` and negative ones ``delta``; outside the
     selection positive scores get ``sigma`` and negative ones ``1 + sigma``. Multiplying the
-    scores by these weights pushes the softmax toward the selected keys.
+    scores by these weights pushes the softmax toward the selected keys. Keys where
+    ``weighted_keys`` (broadcastable like ``key_mask``) is False keep the weight 1.
     """
     positive = scores > 0
     inside = torch.where(positive, 1.0 + delta, delta)
     outside = torch.where(positive, sigma, 1.0 + sigma)
-    return torch.where(key_mask, inside, outside).to(scores.dtype)
+    weights = torch.where(key_mask, inside, outside)
+    if weighted_keys is not None:
+        weights = torch.where(weighted_keys, weights, torch.ones_like(weights))
+    return weights.to(scores.dtype)
 
 
-def _check_inputs(query, key, value, key_mask) -> None:
+def _check_inputs(query, key, value, key_mask, weighted_keys=None) -> None:
     if query.dim() != 4 or key.dim() != 4 or value.dim() != 4:
         raise ValueError(
             "reweighted_attention: query/key/value must be (batch, heads, tokens, dim), got "
@@ -51,16 +59,24 @@ def _check_inputs(query, key, value, key_mask) -> None:
             f"reweighted_attention: key_mask must be (batch, keys) = {(b, nk)}, "
             f"got {tuple(key_mask.shape)}"
         )
+    if weighted_keys is not None and weighted_keys.shape != (b, nk):
+        raise ValueError(
+            f"reweighted_attention: weighted_keys must be (batch, keys) = {(b, nk)}, "
+            f"got {tuple(weighted_keys.shape)}"
+        )
 
 
-def _naive(query, key, value, key_mask, sigma, delta, reweight, want_probs, received_unweighted):
+def _naive(
+    query, key, value, key_mask, sigma, delta, reweight, want_probs, received_unweighted, weighted
+):
     scale = 1.0 / math.sqrt(query.shape[-1])
     scores = torch.matmul(query, key.transpose(-1, -2)) * scale  # (B, H, Nq, Nk): A'
     received = None
     if received_unweighted:
         received = torch.softmax(scores, dim=-1).mean(dim=(1, 2))
     if reweight:
-        scores = scores * mask_weights(scores, key_mask[:, None, None, :], sigma, delta)
+        per_key = None if weighted is None else weighted[:, None, None, :]
+        scores = scores * mask_weights(scores, key_mask[:, None, None, :], sigma, delta, per_key)
     probs = torch.softmax(scores, dim=-1)
     out = torch.matmul(probs, value)  # (B, H, Nq, D)
     if received is None:
@@ -69,7 +85,17 @@ def _naive(query, key, value, key_mask, sigma, delta, reweight, want_probs, rece
 
 
 def _chunked(
-    query, key, value, key_mask, sigma, delta, reweight, want_probs, chunk, received_unweighted
+    query,
+    key,
+    value,
+    key_mask,
+    sigma,
+    delta,
+    reweight,
+    want_probs,
+    chunk,
+    received_unweighted,
+    weighted,
 ):
     scale = 1.0 / math.sqrt(query.shape[-1])
     b, h, nq, _ = query.shape
@@ -79,10 +105,16 @@ def _chunked(
     probs_all = query.new_empty(b, h, nq, nk) if want_probs else None
     key_t = key.transpose(-1, -2)
     # Eq. 6 as weight = offset + slope * [score > 0], per key: inside the mask
-    # (delta, +1), outside (1 + sigma, -1). Built in place to keep few chunk-sized temporaries.
+    # (delta, +1), outside (1 + sigma, -1), unweighted keys (1, 0). Built in place to keep
+    # few chunk-sized temporaries.
     inside = key_mask[:, None, None, :]
-    offset = torch.where(inside, delta, 1.0 + sigma).to(query.dtype)
-    slope = torch.where(inside, 1.0, -1.0).to(query.dtype)
+    offset = torch.where(inside, delta, 1.0 + sigma)
+    slope = torch.where(inside, 1.0, -1.0)
+    if weighted is not None:
+        per_key = weighted[:, None, None, :]
+        offset = torch.where(per_key, offset, 1.0)
+        slope = torch.where(per_key, slope, 0.0)
+    offset, slope = offset.to(query.dtype), slope.to(query.dtype)
     for start in range(0, nq, chunk):
         stop = min(start + chunk, nq)
         scores = torch.matmul(query[:, :, start:stop], key_t).mul_(scale)  # (B, H, c, Nk)
@@ -104,12 +136,13 @@ def _chunked(
     return out, probs_all, received
 
 
-def _flex(query, key, value, key_mask, sigma, delta, reweight):
+def _flex(query, key, value, key_mask, sigma, delta, reweight, weighted):
     from torch.nn.attention.flex_attention import flex_attention
 
     if not reweight:
         return flex_attention(query, key, value)
     mask = key_mask
+    per_key = torch.ones_like(key_mask) if weighted is None else weighted
 
     def score_mod(score, b, h, q_idx, kv_idx):
         inside = mask[b, kv_idx]
@@ -119,7 +152,7 @@ def _flex(query, key, value, key_mask, sigma, delta, reweight):
             torch.where(positive, 1.0 + delta, delta),
             torch.where(positive, sigma, 1.0 + sigma),
         )
-        return score * weight
+        return torch.where(per_key[b, kv_idx], score * weight, score)
 
     return flex_attention(query, key, value, score_mod=score_mod)
 
@@ -152,6 +185,7 @@ def reweighted_attention(
     backend: str = "auto",
     chunk: int = 0,
     key_attention_unweighted: bool = False,
+    weighted_keys: torch.Tensor | None = None,
 ):
     """``softmax((Q K^T / sqrt(d)) * M') V`` with M' from the key mask (paper eq. 6-7).
 
@@ -165,9 +199,13 @@ def reweighted_attention(
     ``reweight=False`` sets every weight of eq. 6 to 1 (plain attention; an ablation).
     ``chunk`` is the chunked backend's query chunk; 0 sizes it so that one chunk's scores
     hold about :data:`CHUNK_ELEMENTS` values.
+    ``weighted_keys`` ``(B, Nk)`` bool, when given, limits eq. 6 to those keys; the others
+    keep weight 1 (reference mode: the target's own keys are not reweighted).
     """
-    _check_inputs(query, key, value, key_mask)
+    _check_inputs(query, key, value, key_mask, weighted_keys)
     key_mask = key_mask.to(device=query.device, dtype=torch.bool)
+    if weighted_keys is not None:
+        weighted_keys = weighted_keys.to(device=query.device, dtype=torch.bool)
     name = resolve_backend(backend, query.device, need_probs=return_probs or return_key_attention)
     if name == "naive":
         out, probs, received = _naive(
@@ -180,6 +218,7 @@ def reweighted_attention(
             reweight,
             return_probs,
             key_attention_unweighted,
+            weighted_keys,
         )
     elif name == "chunked":
         if chunk <= 0:
@@ -196,10 +235,11 @@ def reweighted_attention(
             return_probs,
             max(1, int(chunk)),
             key_attention_unweighted,
+            weighted_keys,
         )
     else:
         out, probs, received = (
-            _flex(query, key, value, key_mask, sigma, delta, reweight),
+            _flex(query, key, value, key_mask, sigma, delta, reweight, weighted_keys),
             None,
             None,
         )

@@ -93,8 +93,8 @@ LIMBS: tuple[tuple[int, int], ...] = (
     (L_EYE, L_EAR),
 )
 
-#: controlnet_aux ``draw_bodypose`` colours (RGB): limb ``k`` uses ``LIMB_COLORS[k]`` (at 60%
-#: opacity), joint ``i`` is a full-colour disc of ``LIMB_COLORS[i]``.
+#: controlnet_aux ``draw_bodypose`` colours (RGB): limb ``k`` is filled with 60% of
+#: ``LIMB_COLORS[k]`` (``int(0.6 * c)``, on black), joint ``i`` is a disc of ``LIMB_COLORS[i]``.
 LIMB_COLORS: tuple[tuple[int, int, int], ...] = (
     (255, 0, 0),
     (255, 85, 0),
@@ -718,15 +718,23 @@ def pose_to_pose_keypoint(poses: Sequence[Pose], normalized: bool = False) -> li
 
 
 def _ellipse_polygon(
-    center: tuple[float, float], half_length: float, half_width: float, angle_deg: float
-) -> list[tuple[float, float]]:
-    """Points of a rotated ellipse, as ``cv2.ellipse2Poly`` gives them to ``draw_bodypose``."""
-    t = np.deg2rad(np.arange(0, 360, 6, dtype=np.float64))
+    center: tuple[int, int], half_length: int, half_width: int, angle_deg: int
+) -> list[tuple[int, int]]:
+    """``cv2.ellipse2Poly(center, (half_length, half_width), angle, 0, 360, 1)``.
+
+    One point per degree, rotated by ``angle_deg`` and rounded to the pixel grid, repeated
+    points dropped: the polygon that ``draw_bodypose`` fills for a limb.
+    """
+    t = np.deg2rad(np.arange(0, 361, dtype=np.float64))
     a = math.radians(angle_deg)
     ex, ey = half_length * np.cos(t), half_width * np.sin(t)
-    xs = center[0] + ex * math.cos(a) - ey * math.sin(a)
-    ys = center[1] + ex * math.sin(a) + ey * math.cos(a)
-    return list(zip(xs.tolist(), ys.tolist(), strict=True))
+    xs = np.rint(center[0] + ex * math.cos(a) - ey * math.sin(a)).astype(int)
+    ys = np.rint(center[1] + ex * math.sin(a) + ey * math.cos(a)).astype(int)
+    points: list[tuple[int, int]] = []
+    for point in zip(xs.tolist(), ys.tolist(), strict=True):
+        if not points or point != points[-1]:
+            points.append(point)
+    return points
 
 
 def stick_width(width: int, height: int) -> int:
@@ -736,12 +744,16 @@ def stick_width(width: int, height: int) -> int:
 
 
 def render_skeleton(pose: Pose, width: int | None = None, height: int | None = None) -> np.ndarray:
-    """The OpenPose skeleton image (uint8 ``(H, W, 3)`` RGB on black) the PoseEncoder reads.
+    """The OpenPose skeleton image (uint8 ``(H, W, 3)`` RGB on black) for ControlNet and the
+    PoseEncoder.
 
-    Draws like controlnet_aux's ``draw_bodypose``: each limb is an ellipse blended at 60%
-    opacity, then each joint a full-colour disc. The pose is scaled from its canvas to
-    ``width`` x ``height`` (default: its own canvas). Limbs with a non-visible end and
-    non-visible joints are not drawn.
+    Follows comfyui_controlnet_aux's ``draw_bodypose``: limb k of :data:`LIMBS` (its
+    ``limbSeq`` order) is an ellipse from ``cv2.ellipse2Poly`` (integer centre, half-length
+    and angle) filled with ``int(0.6 * colour[k])``, overwriting what is under it; then
+    joint i is a disc of full ``colour[i]`` at the integer pixel. Stick half-width and joint
+    radius are 4 px at a 512 px shorter side (the preprocessor's default resolution) and scale
+    with the canvas. The pose is scaled from its canvas to ``width`` x ``height`` (default:
+    its own canvas). Limbs with a non-visible end and non-visible joints are not drawn.
     """
     width = pose.width if width is None else width
     height = pose.height if height is None else height
@@ -751,24 +763,25 @@ def render_skeleton(pose: Pose, width: int | None = None, height: int | None = N
     visible = pose.visible
     xy = pose.xy.astype(np.float64)
     stick = stick_width(width, height)
-    canvas = np.zeros((height, width, 3), dtype=np.float64)
+    image = Image.new("RGB", (width, height), (0, 0, 0))
+    draw = ImageDraw.Draw(image)
     for (a, b), color in zip(LIMBS, LIMB_COLORS[: len(LIMBS)], strict=True):
         if not (visible[a] and visible[b]):
             continue
         (x0, y0), (x1, y1) = xy[a], xy[b]
         length = math.hypot(x1 - x0, y1 - y0)
-        angle = math.degrees(math.atan2(y1 - y0, x1 - x0))
-        polygon = _ellipse_polygon(((x0 + x1) / 2, (y0 + y1) / 2), length / 2, stick, angle)
-        layer = Image.new("L", (width, height), 0)
-        ImageDraw.Draw(layer).polygon(polygon, fill=255)
-        inside = np.asarray(layer) > 0
-        canvas[inside] = (1 - _STICK_ALPHA) * canvas[inside] + _STICK_ALPHA * np.array(color)
-    image = Image.fromarray(np.rint(canvas).astype(np.uint8))
-    draw = ImageDraw.Draw(image)
+        angle = math.degrees(math.atan2(y0 - y1, x0 - x1))
+        center = (int((x0 + x1) / 2), int((y0 + y1) / 2))
+        polygon = _ellipse_polygon(center, int(length / 2), stick, int(angle))
+        fill = tuple(int(float(c) * _STICK_ALPHA) for c in color)
+        if len(polygon) > 2:
+            draw.polygon(polygon, fill=fill)
+        else:
+            draw.point(polygon, fill=fill)
     for i in range(NUM_KEYPOINTS):
         if not visible[i]:
             continue
-        x, y = xy[i]
+        x, y = int(xy[i][0]), int(xy[i][1])
         draw.ellipse((x - stick, y - stick, x + stick, y + stick), fill=LIMB_COLORS[i])
     return np.asarray(image, dtype=np.uint8).copy()
 

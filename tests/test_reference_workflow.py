@@ -1,0 +1,99 @@
+"""The reference-mode workflow on a real ComfyUI server, run end to end with small files.
+
+The graph is the shipped one (``workflows/truepose-reference-sd15-openpose.api.json``); the
+test swaps in a small source image and random SCHP weights, makes the picture small and
+takes 2 steps. Checkpoint and ControlNet are the small SD1.5-layout files of
+``tests/sd15_tiny.py`` under the real files' names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from comfy_harness import REPO_ROOT, load_workflow_in_browser
+from PIL import Image
+
+pytestmark = pytest.mark.comfyui
+
+NAME = "truepose-reference-sd15-openpose"
+API = REPO_ROOT / "workflows" / f"{NAME}.api.json"
+UI = REPO_ROOT / "workflows" / f"{NAME}.json"
+SOURCE = "truepose_reference_mode_source.png"
+SCHP = "random-lip-reference.safetensors"
+DOCS_DIR = os.environ.get("TRUEPOSE_DOCS_DIR", "")
+
+
+@pytest.fixture(scope="module")
+def server(comfy, comfy_server, tmp_path_factory):
+    """The session's server with the small SD1.5 files, random SCHP weights and a source.
+
+    ``comfy`` (ComfyUI imported into this process) builds the small files with ComfyUI's
+    own model classes.
+    """
+    import sd15_tiny
+    from safetensors.torch import save_file
+
+    from truepose_core.schp import build_schp
+
+    sd15_tiny.install(tmp_path_factory, comfy_server.base / "models")
+    torch.manual_seed(0)
+    state = {k: v.half().contiguous() for k, v in build_schp(20).state_dict().items()}
+    (comfy_server.base / "models" / "schp").mkdir(parents=True, exist_ok=True)
+    save_file(state, str(comfy_server.base / "models" / "schp" / SCHP))
+    pixels = np.random.default_rng(0).integers(0, 255, (80, 64, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(comfy_server.base / "input" / SOURCE)
+    return comfy_server
+
+
+def _by_type(prompt: dict, class_type: str) -> list[dict]:
+    return [node for node in prompt.values() if node["class_type"] == class_type]
+
+
+def test_workflow_uses_stock_nodes_and_the_files_artists_have():
+    prompt = json.loads(API.read_text())
+    types = {node["class_type"] for node in prompt.values()}
+    assert {"CheckpointLoaderSimple", "CLIPTextEncode", "ControlNetApplyAdvanced"} <= types
+    assert {"KSampler", "TruePose_ReferencePatch", "TruePose_HumanParse"} <= types
+    assert _by_type(prompt, "ControlNetLoader")[0]["inputs"]["control_net_name"] == (
+        "control_v11p_sd15_openpose.pth"
+    )
+    assert _by_type(prompt, "TruePose_HumanParse")[0]["inputs"]["schp_model"] == (
+        "exp-schp-201908261155-lip.pth"
+    )
+    assert not any(t.startswith("TruePose_Load") for t in types)  # no TruePose weights
+
+
+def test_workflow_runs_end_to_end_on_the_server(server):
+    prompt = json.loads(API.read_text())
+    _by_type(prompt, "LoadImage")[0]["inputs"]["image"] = SOURCE
+    _by_type(prompt, "TruePose_HumanParse")[0]["inputs"]["schp_model"] = SCHP
+    for node in _by_type(prompt, "EmptyLatentImage") + _by_type(
+        prompt, "TruePose_PoseToControlNetImage"
+    ):
+        node["inputs"]["width"], node["inputs"]["height"] = 48, 64
+    _by_type(prompt, "KSampler")[0]["inputs"]["steps"] = 2
+    entry = server.run_prompt(prompt, timeout=600)
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    saved = [
+        image
+        for output in entry["outputs"].values()
+        for image in output.get("images", [])
+        if image.get("type") == "output"
+    ]
+    assert saved
+    path = server.base / "output" / saved[0]["subfolder"] / saved[0]["filename"]
+    assert Image.open(path).size == (48, 64)
+
+
+@pytest.mark.browser
+def test_workflow_loads_in_the_browser(server):
+    errors, png = load_workflow_in_browser(server.url, json.loads(UI.read_text()))
+    assert errors == [], errors
+    if DOCS_DIR:  # refresh the README's screenshot of this workflow
+        Path(DOCS_DIR).mkdir(exist_ok=True)
+        (Path(DOCS_DIR) / "reference-workflow.png").write_bytes(png)
