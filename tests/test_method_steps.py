@@ -19,14 +19,22 @@ from tests.tiny_models import (
     tiny_pipeline,
 )
 from truepose_core.checkpoint import SD15_UNET_CONFIG
-from truepose_core.config import SD15_LAYERS, TruePoseConfig
+from truepose_core.config import TruePoseConfig
 from truepose_core.model import TruePoseModel
+from truepose_core.pairs import skeleton_batch
 from truepose_core.parsing import get_label_set
-from truepose_core.pipeline import skeleton_batch
 from truepose_core.sampling import SD15_SCHEDULER, guided_noise
 from truepose_core.train import TrainConfig, TrainingStep, collate, training_loss
 
 H, W = 128, 88
+
+#: SD1.5's 16 self-attention layers in ComfyUI's numbering (METHOD.md "Networks"): input
+#: blocks 1, 2, 4, 5, 7, 8; the middle block; output blocks 3..11.
+SD15_LAYERS = (
+    *(f"input_{i}_0" for i in (1, 2, 4, 5, 7, 8)),
+    "middle_0_0",
+    *(f"output_{i}_0" for i in range(3, 12)),
+)
 
 
 @pytest.fixture(scope="module")
