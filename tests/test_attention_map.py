@@ -10,7 +10,7 @@ from torch.nn import functional as F
 from truepose_core.attention_map import attention_map, attention_overlay
 from truepose_core.errors import BatchError
 from truepose_core.fit import fit_pose
-from truepose_core.parsing import selection_mask, token_mask
+from truepose_core.parsing import get_label_set, selection_mask, token_mask
 from truepose_core.preview import heat_colours
 from truepose_core.unet_layers import level_sizes
 
@@ -28,7 +28,8 @@ def encoded():
 def _layer_density(model, encoding, layer, pose, sigma, delta):
     """One layer's received attention as a density over the image, computed by hand."""
     size = level_sizes(encoding.latent_hw, 1 + max(la.level for la in model.layers))[layer.level]
-    mask = selection_mask(encoding.parsing, [fit_pose(pose, W, H)], model.config.label_set)
+    label_set = get_label_set(model.config.label_set)
+    mask = selection_mask(encoding.parsing, [fit_pose(pose, W, H)], label_set)
     src = model.fusion[layer.name].hpfa.encode_source(
         encoding.features[layer.name],
         token_mask(mask, size),
