@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
+from ..truepose_core.data.batch import pair_batch
 from ..truepose_core.data.synthfashion import SynthFashion
-from ..truepose_core.keypoints import Pose
 from .errors import node_errors
 from .pose import render_previews
 from .types import ParsingBatch, ParsingSocket, PoseSocket
@@ -14,9 +14,9 @@ from .types import ParsingBatch, ParsingSocket, PoseSocket
 CATEGORY = "TruePose/demo"
 
 
-def _image(chw: torch.Tensor) -> torch.Tensor:
-    """(3, H, W) in [-1, 1] -> IMAGE (1, H, W, 3) in 0..1."""
-    return ((chw.float() + 1) / 2).clamp(0, 1).movedim(0, -1)[None]
+def _image(images: torch.Tensor) -> torch.Tensor:
+    """(B, 3, H, W) in 0..1 -> IMAGE (B, H, W, 3)."""
+    return images.float().clamp(0, 1).movedim(1, -1)
 
 
 class SynthFashionSample(io.ComfyNode):
@@ -83,16 +83,14 @@ class SynthFashionSample(io.ComfyNode):
             data = SynthFashion(
                 size=(height, width), length=index + 1, seed=data_seed, split="test"
             )
-            item = data[index]
-            keypoints = item["target_keypoints"].numpy()
-            pose = Pose(keypoints[:, :2], keypoints[:, 2], width=width, height=height)
-            parsing = ParsingBatch(labels=item["source_parsing"][None].long(), label_set="lip")
+            batch = pair_batch([data[index]])
+            parsing = ParsingBatch(labels=batch["parsing"].long(), label_set="lip")
             return io.NodeOutput(
-                _image(item["source_image"]),
+                _image(batch["sources"]),
                 parsing,
-                [pose],
-                _image(item["target_image"]),
-                render_previews([pose]),
+                batch["poses"],
+                _image(batch["targets"]),
+                render_previews(batch["poses"]),
             )
 
 

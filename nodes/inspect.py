@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import torch
 from comfy_api.latest import io
-from torch.nn import functional as F
 
-from ..truepose_core.errors import BatchError
-from ..truepose_core.fit import fit_pose
+from ..truepose_core.attention_map import attention_map as core_attention_map
+from ..truepose_core.attention_map import attention_overlay
 from ..truepose_core.images import to_rgb_float
 from ..truepose_core.metrics import image_metrics
-from ..truepose_core.model import default_source_rows
-from ..truepose_core.parsing import get_label_set, selection_mask, token_mask
-from ..truepose_core.preview import overlay_skeletons
-from ..truepose_core.unet_layers import level_sizes
 from . import runtime
 from .errors import node_errors
 from .types import PoseSocket, SourceSocket, TruePoseSocket, mask_weight_inputs, mask_weights
@@ -21,59 +16,12 @@ from .types import PoseSocket, SourceSocket, TruePoseSocket, mask_weight_inputs,
 CATEGORY = "TruePose/inspect"
 
 
-def _heat_colours(values: torch.Tensor) -> torch.Tensor:
-    """(B, H, W) in 0..1 -> (B, H, W, 3): black, red, yellow, white."""
-    v = values.clamp(0, 1)[..., None]
-    return torch.cat([(3 * v).clamp(0, 1), (3 * v - 1).clamp(0, 1), (3 * v - 2).clamp(0, 1)], -1)
-
-
-@torch.no_grad()
 def attention_map(handle, encoding, poses, sigma: float, delta: float) -> torch.Tensor:
-    """Per (source, pose) pair: the HPFA attention each source pixel's token receives.
-
-    Each layer's ``key_attention`` (eq. 7's softmax(A' * M'), summed over queries, mean over
-    heads) is made a density (divided by its mean), upsampled to the image and averaged
-    over the fused layers; the result is scaled to 0..1 per pair. (P, H, W) float.
-    """
+    """(P, H, W) 0..1 HPFA attention per pair, with the handle's modules on the device."""
     device = handle.load_modules()
-    enc = encoding.to(device)
-    h, w = enc.parsing.shape[-2:]
-    rows = default_source_rows(enc.batch, len(poses), None, device)
-    label_set = get_label_set(handle.config.label_set)
-    fitted = [fit_pose(pose, int(w), int(h)) for pose in poses]
-    masks = selection_mask(enc.parsing[rows], fitted, label_set)
-    layers = handle.layers
-    sizes = level_sizes(enc.latent_hw, 1 + max(layer.level for layer in layers))
-    total = torch.zeros(len(poses), 1, h, w, device=device)
-    used = 0
-    for layer in layers:
-        hpfa = handle.model.fusion[layer.name].hpfa
-        if hpfa is None:
-            continue
-        size = sizes[layer.level]
-        key_mask = token_mask(masks, size).to(device)
-        feats = enc.features[layer.name][rows].to(handle.dtype)
-        src = hpfa.encode_source(
-            feats,
-            key_mask,
-            backend=handle.config.attention_backend,
-            chunk=handle.config.attention_chunk,
-            return_key_attention=True,
-            key_attention_unweighted=False,
-            sigma=sigma,
-            delta=delta,
-        )
-        received = src.key_attention.float()
-        received = received / received.mean(dim=1, keepdim=True).clamp_min(1e-12)
-        grid = received.view(-1, 1, *size)
-        total += F.interpolate(grid, size=(h, w), mode="bilinear", align_corners=False)
-        used += 1
-    if used == 0:
-        raise BatchError(f"{handle.name}: the checkpoint has no HPFA layers to show")
-    heat = (total / used)[:, 0]
-    low = heat.flatten(1).min(1).values[:, None, None]
-    high = heat.flatten(1).max(1).values[:, None, None]
-    return ((heat - low) / (high - low).clamp_min(1e-12)).cpu()
+    return core_attention_map(
+        handle.model, handle.config, encoding.to(device), poses, sigma, delta, handle.name
+    )
 
 
 class AttentionMap(io.ComfyNode):
@@ -133,17 +81,7 @@ class AttentionMap(io.ComfyNode):
             image = to_rgb_float(source_image, "source_image").cpu()
             sigma, delta = mask_weights(truepose.config, sigma, delta)
             heat = attention_map(truepose, source, poses, sigma, delta)
-            if image.shape[1:3] != heat.shape[1:3]:
-                raise BatchError(
-                    f"source_image {image.shape[2]}x{image.shape[1]} differs from the encoded "
-                    f"source {heat.shape[2]}x{heat.shape[1]}; connect the image that was encoded"
-                )
-            rows = default_source_rows(image.shape[0], heat.shape[0], None, torch.device("cpu"))
-            overlay = (1 - opacity) * image[rows] + opacity * _heat_colours(heat)
-            # The skeleton as the model gets it: fitted into the source frame.
-            h, w = heat.shape[1:3]
-            fitted = [fit_pose(pose, int(w), int(h)) for pose in poses]
-            overlay = overlay_skeletons(overlay.clamp(0, 1), fitted, brightness=1.0)
+            overlay = attention_overlay(image, heat, poses, opacity)
             return io.NodeOutput(overlay, heat)
 
 

@@ -20,7 +20,7 @@ from .types import ParsingBatch, ParsingSocket
 
 CATEGORY = "TruePose/parsing"
 LABEL_SETS = parsing.LABEL_SET_NAMES
-ENCODINGS = ("auto", "palette colours", "label indices")
+ENCODINGS = parsing.PARSING_IMAGE_ENCODINGS
 #: Rough activation memory of one SCHP forward pass per network input pixel, in bytes
 #: (ResNet-101 features at strides 4..16 plus the decoder), used to make room on the device.
 _ACTIVATION_BYTES_PER_INPUT_PIXEL = 4 * 1024
@@ -139,42 +139,6 @@ class HumanParse(io.ComfyNode):
             return _parsing_output(batch)
 
 
-def _to_uint8(image: torch.Tensor) -> np.ndarray:
-    return (image.clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
-
-
-def parsing_rgb(image: torch.Tensor) -> torch.Tensor:
-    """A parsing IMAGE as (b, h, w, 3): alpha is dropped (compositing would change the
-    palette colours) and one channel (class indices as gray) is repeated."""
-    if image.dim() != 4 or image.shape[-1] not in (1, 2, 3, 4):
-        raise ParsingError(
-            f"parsing image: expected an IMAGE (batch, height, width, channels), got "
-            f"{tuple(image.shape)}"
-        )
-    if image.shape[-1] <= 2:
-        return image[..., :1].expand(*image.shape[:-1], 3)
-    return image[..., :3]
-
-
-def decode_parsing_image(image: np.ndarray, label_set: str, encoding: str) -> np.ndarray:
-    """Class indices (h, w) of one uint8 (h, w, 3) parsing image."""
-    labels = parsing.get_label_set(label_set)
-    num_labels = labels.num_labels
-    gray = bool((image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all())
-    if encoding == "auto":
-        encoding = (
-            "label indices" if gray and int(image[..., 0].max()) < num_labels else "palette colours"
-        )
-    if encoding == "label indices":
-        if not gray:
-            raise ParsingError(
-                "parsing image: encoding 'label indices' needs a grayscale image whose pixel "
-                "values are class indices, found colours; use 'palette colours' or 'auto'"
-            )
-        return image[..., 0].astype(np.int64)
-    return np.asarray(parsing.decolorize(image, labels), dtype=np.int64)
-
-
 class ParsingFromImage(io.ComfyNode):
     """A parsing map made elsewhere (SCHP's PNG output, an index image) to TRUEPOSE_PARSING."""
 
@@ -224,12 +188,8 @@ class ParsingFromImage(io.ComfyNode):
                 )
             if encoding not in ENCODINGS:
                 raise ParsingError(f"encoding {encoding!r}: expected one of {', '.join(ENCODINGS)}")
-            maps = []
-            for frame in _to_uint8(parsing_rgb(parsing_image)):
-                labels = decode_parsing_image(frame, label_set, encoding)
-                parsing.validate_parsing(labels, parsing.get_label_set(label_set))
-                maps.append(torch.from_numpy(labels))
-            batch = ParsingBatch(labels=torch.stack(maps), label_set=label_set)
+            labels = parsing.decode_parsing_images(parsing_image, label_set, encoding)
+            batch = ParsingBatch(labels=labels, label_set=label_set)
             return _parsing_output(batch)
 
 

@@ -29,8 +29,11 @@ from truepose_core.parsing import (
     LIP,
     PART_LABELS,
     colorize,
+    decode_parsing_image,
+    decode_parsing_images,
     decolorize,
     get_label_set,
+    parsing_rgb,
     region_boxes,
     selected_labels,
     selection_mask,
@@ -303,3 +306,49 @@ def test_decolorize_errors():
 @given(hnp.arrays(np.int64, (6, 5), elements=st.integers(0, 17)))
 def test_colour_round_trip_atr(p):
     np.testing.assert_array_equal(decolorize(colorize(p, ATR), ATR), p)
+
+
+def _parsing_labels() -> torch.Tensor:
+    labels = torch.zeros(48, 32, dtype=torch.int64)
+    labels[10:40, 8:24] = 5  # upper clothes
+    labels[4:10, 12:20] = 13  # face
+    return labels
+
+
+def test_decode_parsing_images_palette_and_indices():
+    labels = _parsing_labels()
+    palette = torch.from_numpy(colorize(labels.numpy(), LIP)).float().div(255.0)[None]
+    for encoding in ("auto", "palette colours"):
+        assert torch.equal(decode_parsing_images(palette, "lip", encoding)[0], labels)
+    gray = labels.float().div(255.0)[None, :, :, None]
+    for encoding in ("auto", "label indices"):
+        decoded = decode_parsing_images(gray.expand(1, 48, 32, 3), "lip", encoding)
+        assert decoded.dtype == torch.int64 and torch.equal(decoded[0], labels)
+    # One channel is repeated; alpha is dropped, never composited.
+    assert torch.equal(decode_parsing_images(gray, "lip", "auto")[0], labels)
+    rgba = torch.cat([palette, torch.zeros(1, 48, 32, 1)], -1)
+    assert torch.equal(decode_parsing_images(rgba, "lip", "auto")[0], labels)
+
+
+def test_decode_parsing_image_auto_tells_indices_from_palette():
+    # Gray levels at or above the class count cannot be indices: "auto" reads a palette.
+    black = np.zeros((4, 4, 3), np.uint8)
+    assert (decode_parsing_image(black, "lip", "auto") == 0).all()
+    high = np.full((4, 4, 3), LIP.num_labels, np.uint8)
+    with pytest.raises(ParsingError, match="not in the LIP palette"):
+        decode_parsing_image(high, "lip", "auto")
+    coloured = np.zeros((4, 4, 3), np.uint8)
+    coloured[..., 0] = 128  # label 1 (hat) in the palette
+    with pytest.raises(ParsingError, match="'label indices' needs a grayscale"):
+        decode_parsing_image(coloured, "lip", "label indices")
+    assert (decode_parsing_image(coloured, "lip", "auto") == 1).all()
+
+
+def test_decode_parsing_images_errors():
+    with pytest.raises(ParsingError, match="expected an IMAGE"):
+        parsing_rgb(torch.zeros(4, 4, 3))
+    with pytest.raises(ParsingError, match="expected an IMAGE"):
+        parsing_rgb(torch.zeros(1, 4, 4, 5))
+    too_high = torch.full((1, 4, 4, 3), (LIP.num_labels + 1) / 255.0)
+    with pytest.raises(ParsingError):
+        decode_parsing_images(too_high, "lip", "label indices")

@@ -448,3 +448,56 @@ def decolorize(image: np.ndarray | Image.Image, label_set: LabelSet) -> np.ndarr
         )
     table = np.array([lookup[int(k)] for k in uniques], dtype=np.int64)
     return table[inverse.reshape(keys.shape)]
+
+
+#: How a parsing image holds its labels: "auto" tells the other two apart.
+PARSING_IMAGE_ENCODINGS = ("auto", "palette colours", "label indices")
+
+
+def parsing_rgb(image: torch.Tensor) -> torch.Tensor:
+    """A parsing IMAGE as (b, h, w, 3): alpha is dropped (compositing would change the
+    palette colours) and one channel (class indices as gray) is repeated."""
+    if image.dim() != 4 or image.shape[-1] not in (1, 2, 3, 4):
+        raise ParsingError(
+            f"parsing image: expected an IMAGE (batch, height, width, channels), got "
+            f"{tuple(image.shape)}"
+        )
+    if image.shape[-1] <= 2:
+        return image[..., :1].expand(*image.shape[:-1], 3)
+    return image[..., :3]
+
+
+def decode_parsing_image(image: np.ndarray, label_set: str, encoding: str) -> np.ndarray:
+    """Class indices (h, w) of one uint8 (h, w, 3) parsing image.
+
+    ``encoding`` is one of :data:`PARSING_IMAGE_ENCODINGS`; "auto" reads a gray image whose
+    values are below the class count as indices, anything else as palette colours.
+    """
+    labels = get_label_set(label_set)
+    num_labels = labels.num_labels
+    gray = bool((image[..., 0] == image[..., 1]).all() and (image[..., 1] == image[..., 2]).all())
+    if encoding == "auto":
+        encoding = (
+            "label indices" if gray and int(image[..., 0].max()) < num_labels else "palette colours"
+        )
+    if encoding == "label indices":
+        if not gray:
+            raise ParsingError(
+                "parsing image: encoding 'label indices' needs a grayscale image whose pixel "
+                "values are class indices, found colours; use 'palette colours' or 'auto'"
+            )
+        return image[..., 0].astype(np.int64)
+    return np.asarray(decolorize(image, labels), dtype=np.int64)
+
+
+def decode_parsing_images(images: torch.Tensor, label_set: str, encoding: str) -> torch.Tensor:
+    """Validated class indices int64 (b, h, w) of a parsing IMAGE batch (0..1, read as
+    0..255): palette colours or class-index gray levels, as ``encoding`` says."""
+    table = get_label_set(label_set)
+    frames = (parsing_rgb(images).clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+    maps = []
+    for frame in frames:
+        labels = decode_parsing_image(frame, label_set, encoding)
+        validate_parsing(labels, table)
+        maps.append(torch.from_numpy(labels))
+    return torch.stack(maps)

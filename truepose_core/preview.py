@@ -39,3 +39,9 @@ def overlay_skeletons(
         drawn = torch.from_numpy(rendered.any(axis=-1))[..., None]
         out.append(torch.where(drawn, skeleton, picture * brightness))
     return torch.stack(out)
+
+
+def heat_colours(values: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) in 0..1 -> (B, H, W, 3): black, red, yellow, white."""
+    v = values.clamp(0, 1)[..., None]
+    return torch.cat([(3 * v).clamp(0, 1), (3 * v - 1).clamp(0, 1), (3 * v - 2).clamp(0, 1)], -1)
