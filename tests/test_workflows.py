@@ -18,6 +18,8 @@ import pytest
 from comfy_harness import REPO_ROOT, load_workflow_in_browser
 from PIL import Image
 
+from tests.tiny_models import save_tiny_checkpoint
+
 pytestmark = pytest.mark.comfyui
 
 EXAMPLES = REPO_ROOT / "example_workflows"
@@ -45,8 +47,6 @@ def server(comfy, comfy_server, tmp_path_factory):
     and ControlNet that stand in for the reference template's files.
     """
     import sd15_tiny
-
-    from tests.tiny_models import save_tiny_checkpoint
 
     models = comfy_server.base / "models"
     sd15_tiny.install(tmp_path_factory, models)

@@ -174,7 +174,7 @@ SPECS: dict[str, tuple[list, list, list]] = {
     ),
     "TruePose_PoseFromOpenPoseJSON": (
         [],
-        ["json_text", "file", "width", "height"],
+        ["json_text", "file", "width", "height", "person_index", "coordinates"],
         [("pose", "TRUEPOSE_POSE"), ("preview", "IMAGE")],
     ),
     "TruePose_PoseBatch": (
@@ -646,6 +646,8 @@ def photo_pose_transfer() -> Graph:
         file="(none)",
         width=0,
         height=0,
+        person_index=-1,
+        coordinates="auto",
     )
     g.group("2 Target pose", pose)
     _generate(g, 3, (scaled, 0), (parse, 0), (pose, 0), "truepose/photo")
@@ -684,6 +686,8 @@ def reference_sd15() -> Graph:
         file="(none)",
         width=0,
         height=0,
+        person_index=-1,
+        coordinates="auto",
     )
     skeleton = g.add(
         "TruePose_PoseToControlNetImage",
