@@ -1,16 +1,15 @@
 """The reference-mode workflow on a real ComfyUI server, run end to end with small files.
 
-The graph is the shipped one (``workflows/truepose-reference-sd15-openpose.api.json``); the
-test swaps in a small source image and random SCHP weights, makes the picture small and
-takes 2 steps. Checkpoint and ControlNet are the small SD1.5-layout files of
-``tests/sd15_tiny.py`` under the real files' names.
+The graph is the shipped template (its API twin,
+``scripts/templates/api/truepose-reference-sd15-openpose.api.json``); the test swaps in a
+small source image and random SCHP weights, makes the picture small and takes 2 steps.
+Checkpoint and ControlNet are the small SD1.5-layout files of ``tests/sd15_tiny.py`` under
+the real files' names.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,11 +20,10 @@ from PIL import Image
 pytestmark = pytest.mark.comfyui
 
 NAME = "truepose-reference-sd15-openpose"
-API = REPO_ROOT / "workflows" / f"{NAME}.api.json"
-UI = REPO_ROOT / "workflows" / f"{NAME}.json"
+API = REPO_ROOT / "scripts" / "templates" / "api" / f"{NAME}.api.json"
+UI = REPO_ROOT / "example_workflows" / f"{NAME}.json"
 SOURCE = "truepose_reference_mode_source.png"
 SCHP = "random-lip-reference.safetensors"
-DOCS_DIR = os.environ.get("TRUEPOSE_DOCS_DIR", "")
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +90,7 @@ def test_workflow_runs_end_to_end_on_the_server(server):
 
 @pytest.mark.browser
 def test_workflow_loads_in_the_browser(server):
-    errors, png = load_workflow_in_browser(server.url, json.loads(UI.read_text()))
+    """(Its screenshot and thumbnail come from ``tests/test_workflows.py``, as every
+    template's do.)"""
+    errors, _png = load_workflow_in_browser(server.url, json.loads(UI.read_text()))
     assert errors == [], errors
-    if DOCS_DIR:  # refresh the README's screenshot of this workflow
-        Path(DOCS_DIR).mkdir(exist_ok=True)
-        (Path(DOCS_DIR) / "reference-workflow.png").write_bytes(png)

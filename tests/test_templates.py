@@ -28,6 +28,7 @@ MODEL_WIDGETS = {
     "VAELoader": "vae",
     "CLIPVisionLoader": "clip_vision",
     "CheckpointLoaderSimple": "checkpoints",
+    "ControlNetLoader": "controlnet",
 }
 #: Files the pack ships itself (truepose_core/assets): nothing to fetch.
 SHIPPED = {p.name for p in (REPO / "truepose_core" / "assets").glob("*.safetensors")}

@@ -47,6 +47,17 @@ SCHP_LIP = ModelFile(
     "https://github.com/GoGoDuck912/Self-Correction-Human-Parsing",
 )
 SOURCE_IMAGE = "truepose_source.png"
+SD15_CHECKPOINT = ModelFile(
+    "v1-5-pruned-emaonly.safetensors",
+    "checkpoints",
+    "https://huggingface.co/stable-diffusion-v1-5/stable-diffusion-v1-5/resolve/main/"
+    "v1-5-pruned-emaonly.safetensors",
+)
+OPENPOSE_CONTROLNET = ModelFile(
+    "control_v11p_sd15_openpose.pth",
+    "controlnet",
+    "https://huggingface.co/lllyasviel/ControlNet-v1-1/resolve/main/control_v11p_sd15_openpose.pth",
+)
 
 # A walking pose in DeepFashion's 176x256 frame (OpenPose-18 order, x, y, confidence).
 _WALK_X = (88, 88, 66, 60, 58, 110, 116, 118, 74, 72, 70, 102, 104, 106, 84, 93, 78, 0)
@@ -59,6 +70,22 @@ WALK_POSE_JSON = json.dumps(
             {
                 "pose_keypoints_2d": [
                     v for x, y in zip(_WALK_X, _WALK_Y, strict=True) for v in (x, y, 1 if x else 0)
+                ]
+            }
+        ],
+    }
+)
+#: The same walk on a 528x768 canvas (scaled by 3), the reference template's picture size.
+WALK_POSE_JSON_528 = json.dumps(
+    {
+        "canvas_width": 528,
+        "canvas_height": 768,
+        "people": [
+            {
+                "pose_keypoints_2d": [
+                    v
+                    for x, y in zip(_WALK_X, _WALK_Y, strict=True)
+                    for v in (3 * x, 3 * y, 1 if x else 0)
                 ]
             }
         ],
@@ -147,7 +174,7 @@ SPECS: dict[str, tuple[list, list, list]] = {
     ),
     "TruePose_PoseFromOpenPoseJSON": (
         [],
-        ["json_text", "file", "width", "height"],
+        ["json_text", "file", "width", "height", "person_index", "coordinates"],
         [("pose", "TRUEPOSE_POSE"), ("preview", "IMAGE")],
     ),
     "TruePose_PoseBatch": (
@@ -165,6 +192,59 @@ SPECS: dict[str, tuple[list, list, list]] = {
         ["schp_model"],
         [("parsing", "TRUEPOSE_PARSING"), ("preview", "IMAGE"), ("person_mask", "MASK")],
     ),
+    "TruePose_PoseToControlNetImage": (
+        [("pose", "TRUEPOSE_POSE")],
+        ["width", "height"],
+        [("image", "IMAGE")],
+    ),
+    "TruePose_ReferencePatch": (
+        [
+            ("model", "MODEL"),
+            ("vae", "VAE"),
+            ("source_image", "IMAGE"),
+            ("source_parsing", "TRUEPOSE_PARSING"),
+            ("target_pose", "TRUEPOSE_POSE"),
+        ],
+        [
+            "source_mode",
+            "sigma",
+            "delta",
+            "strength",
+            "start_percent",
+            "end_percent",
+            "reweight",
+        ],
+        [("MODEL", "MODEL")],
+    ),
+    "CheckpointLoaderSimple": (
+        [],
+        ["ckpt_name"],
+        [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")],
+    ),
+    "ControlNetLoader": ([], ["control_net_name"], [("CONTROL_NET", "CONTROL_NET")]),
+    "CLIPTextEncode": ([("clip", "CLIP")], ["text"], [("CONDITIONING", "CONDITIONING")]),
+    "ControlNetApplyAdvanced": (
+        [
+            ("positive", "CONDITIONING"),
+            ("negative", "CONDITIONING"),
+            ("control_net", "CONTROL_NET"),
+            ("image", "IMAGE"),
+            ("vae?", "VAE"),
+        ],
+        ["strength", "start_percent", "end_percent"],
+        [("positive", "CONDITIONING"), ("negative", "CONDITIONING")],
+    ),
+    "EmptyLatentImage": ([], ["width", "height", "batch_size"], [("LATENT", "LATENT")]),
+    "KSampler": (
+        [
+            ("model", "MODEL"),
+            ("positive", "CONDITIONING"),
+            ("negative", "CONDITIONING"),
+            ("latent_image", "LATENT"),
+        ],
+        ["seed+control", "steps", "cfg", "sampler_name", "scheduler", "denoise"],
+        [("LATENT", "LATENT")],
+    ),
     "LoadImage": ([], ["image+upload"], [("IMAGE", "IMAGE"), ("MASK", "MASK")]),
     "ImageScale": (
         [("image", "IMAGE")],
@@ -178,7 +258,7 @@ SPECS: dict[str, tuple[list, list, list]] = {
 
 #: Extra height (canvas units) of widgets that are more than one line high, and of nodes
 #: that show an image.
-TALL_WIDGETS = {"json_text": 120}
+TALL_WIDGETS = {"json_text": 120, "text": 80}
 IMAGE_NODES = {"PreviewImage": 200, "SaveImage": 200, "LoadImage": 250}
 NODE_WIDTH = 310
 COLUMN = 370  # canvas units from one column to the next
@@ -566,9 +646,143 @@ def photo_pose_transfer() -> Graph:
         file="(none)",
         width=0,
         height=0,
+        person_index=-1,
+        coordinates="auto",
     )
     g.group("2 Target pose", pose)
     _generate(g, 3, (scaled, 0), (parse, 0), (pose, 0), "truepose/photo")
+    return g
+
+
+def reference_sd15() -> Graph:
+    """Pose transfer with files artists have: any SD1.5 checkpoint, no TruePose weights."""
+    g = Graph(
+        "truepose-reference-sd15-openpose",
+        "TruePose Reference (no training): pose transfer with any SD1.5 checkpoint and no "
+        "TruePose weights. Files: an SD1.5 checkpoint in ComfyUI/models/checkpoints "
+        f"({SD15_CHECKPOINT.name}, from {SD15_CHECKPOINT.url}, or any other SD1.5 "
+        "checkpoint); the ControlNet 1.1 OpenPose model in ComfyUI/models/controlnet "
+        f"({OPENPOSE_CONTROLNET.name}, from {OPENPOSE_CONTROLNET.url}); the "
+        f"Self-Correction Human Parsing LIP weights ({SCHP_LIP.name}, 267 MB, from "
+        f"{SCHP_LIP.url}) in ComfyUI/models/schp; the source photo in ComfyUI/input (or "
+        "drop it on Load Image), its sides multiples of 8. The target pose is OpenPose "
+        "JSON: paste your own, or pick a .json file from ComfyUI/input (then clear the "
+        "text); swap in TruePose Pose from POSE_KEYPOINT to take it from an OpenPose or "
+        "DWPose preprocessor. The ControlNet draws the pose; the reference patch lets the "
+        "picture attend to the source person, leaning toward the body parts the target "
+        "pose shows. Image quality of this mode on real photos has not been measured.",
+        models=(SD15_CHECKPOINT, OPENPOSE_CONTROLNET, SCHP_LIP),
+    )
+    photo = g.add("LoadImage", 0, 0, title="Your photo", image=SOURCE_IMAGE)
+    parse = g.add("TruePose_HumanParse", 1, 0, image=(photo, 0), schp_model=SCHP_LIP.name)
+    parsed = g.add("PreviewImage", 1, g.below(parse), title="Body parts", images=(parse, 1))
+    g.group("1 Source person", photo, parse, parsed)
+    # Right of the source group and low, so that the source's links pass above it.
+    pose = g.add(
+        "TruePose_PoseFromOpenPoseJSON",
+        2,
+        440,
+        json_text=WALK_POSE_JSON_528,
+        file="(none)",
+        width=0,
+        height=0,
+        person_index=-1,
+        coordinates="auto",
+    )
+    skeleton = g.add(
+        "TruePose_PoseToControlNetImage",
+        2,
+        g.below(pose),
+        pose=(pose, 0),
+        width=528,
+        height=768,
+    )
+    g.group("2 Target pose", pose, skeleton)
+    ckpt = g.add("CheckpointLoaderSimple", 3, 0, ckpt_name=SD15_CHECKPOINT.name)
+    control = g.add("ControlNetLoader", 3, g.below(ckpt), control_net_name=OPENPOSE_CONTROLNET.name)
+    latent = g.add("EmptyLatentImage", 3, g.below(control), width=528, height=768, batch_size=1)
+    positive = g.add(
+        "CLIPTextEncode",
+        4,
+        0,
+        title="Positive prompt",
+        clip=(ckpt, 1),
+        text="full-body photo of a person, studio lighting, plain background",
+    )
+    negative = g.add(
+        "CLIPTextEncode",
+        4,
+        g.below(positive),
+        title="Negative prompt",
+        clip=(ckpt, 1),
+        text="blurry, deformed, extra limbs",
+    )
+    patch = g.add(
+        "TruePose_ReferencePatch",
+        5,
+        0,
+        model=(ckpt, 0),
+        vae=(ckpt, 2),
+        source_image=(photo, 0),
+        source_parsing=(parse, 0),
+        target_pose=(pose, 0),
+        source_mode="cached",
+        sigma=0.3,
+        delta=0.6,
+        strength=1.0,
+        start_percent=0.0,
+        end_percent=1.0,
+        reweight=True,
+    )
+    apply = g.add(
+        "ControlNetApplyAdvanced",
+        5,
+        g.below(patch),
+        positive=(positive, 0),
+        negative=(negative, 0),
+        control_net=(control, 0),
+        image=(skeleton, 0),
+        vae=(ckpt, 2),
+        strength=1.0,
+        start_percent=0.0,
+        end_percent=1.0,
+    )
+    sampled = g.add(
+        "KSampler",
+        6,
+        0,
+        model=(patch, 0),
+        positive=(apply, 0),
+        negative=(apply, 1),
+        latent_image=(latent, 0),
+        seed=0,
+        steps=30,
+        cfg=7.0,
+        sampler_name="euler",
+        scheduler="normal",
+        denoise=1.0,
+    )
+    decoded = g.add("VAEDecode", 7, 0, samples=(sampled, 0), vae=(ckpt, 2))
+    saved = g.add(
+        "SaveImage",
+        7,
+        g.below(decoded),
+        images=(decoded, 0),
+        filename_prefix="truepose/reference",
+    )
+    g.group(
+        "3 Generate",
+        ckpt,
+        control,
+        latent,
+        positive,
+        negative,
+        patch,
+        apply,
+        sampled,
+        decoded,
+        saved,
+    )
     return g
 
 
@@ -576,6 +790,7 @@ TEMPLATES: tuple[Callable[[], Graph], ...] = (
     synthfashion_demo,
     one_source_many_poses,
     photo_pose_transfer,
+    reference_sd15,
 )
 
 
