@@ -23,6 +23,8 @@ NAME = "truepose-reference-sd15-openpose"
 API = REPO_ROOT / "scripts" / "templates" / "api" / f"{NAME}.api.json"
 UI = REPO_ROOT / "example_workflows" / f"{NAME}.json"
 SOURCE = "truepose_reference_mode_source.png"
+TEMPLATE_SOURCE = "truepose_source.png"
+TEMPLATE_SCHP = "exp-schp-201908261155-lip.pth"
 SCHP = "random-lip-reference.safetensors"
 
 
@@ -43,8 +45,10 @@ def server(comfy, comfy_server, tmp_path_factory):
     state = {k: v.half().contiguous() for k, v in build_schp(20).state_dict().items()}
     (comfy_server.base / "models" / "schp").mkdir(parents=True, exist_ok=True)
     save_file(state, str(comfy_server.base / "models" / "schp" / SCHP))
+    torch.save({"state_dict": state}, comfy_server.base / "models" / "schp" / TEMPLATE_SCHP)
     pixels = np.random.default_rng(0).integers(0, 255, (80, 64, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(comfy_server.base / "input" / SOURCE)
+    for name in (SOURCE, TEMPLATE_SOURCE):  # the run's image, and the one the template names
+        Image.fromarray(pixels).save(comfy_server.base / "input" / name)
     return comfy_server
 
 
