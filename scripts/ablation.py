@@ -87,17 +87,6 @@ def train_all(args: argparse.Namespace) -> None:
             train(cfg, resume=True, progress=False)
 
 
-def _held_out(size: tuple[int, int], pairs: int):
-    from truepose_core.data.batch import pair_batch
-    from truepose_core.data.synthfashion import SynthFashion
-
-    data = SynthFashion(size=size, length=pairs, seed=SCORE_SEED, split="test")
-    items = [data[i] for i in range(pairs)]
-    batch = pair_batch(items)
-    batch["target_parsing"] = torch.stack([it["target_parsing"] for it in items])
-    return batch
-
-
 @torch.no_grad()
 def _generate(checkpoint: Path, batch, sample_steps: int) -> torch.Tensor:
     """The pipeline's steps, called one by one: the ablation's 64x48 frames are below the
@@ -139,9 +128,10 @@ def _summary(values: list[float | None]) -> tuple[float, float] | None:
 
 def score_all(args: argparse.Namespace) -> None:
     from truepose_core.metrics.regions import baseline_scores, summary_scores
+    from truepose_core.quality import held_out_batch
 
     out = Path(args.out)
-    batch = _held_out(tuple(args.size), args.pairs)
+    batch = held_out_batch(tuple(args.size), args.pairs, SCORE_SEED)
     # Scored at twice the size, pixels repeated (nearest): PSNR and colour errors are those
     # of the 64x48 images, and the papers' 51x51 SSIM window fits in the frame.
     truth = _twice(batch["targets"])
