@@ -32,6 +32,18 @@ def test_a_failed_folder_write_publishes_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_what_killed_writes_leave_is_removed_and_nothing_else(tmp_path):
+    left = [".latest.safetensors.tmp", ".state-7.old", ".tmpUvFZ6D"]  # the last: safetensors'
+    for name in left:
+        (tmp_path / name).write_bytes(b"half")
+    (tmp_path / ".state-9.tmp").mkdir()
+    (tmp_path / "loss.csv").write_text("0,1.0\n")
+    (tmp_path / "state-5").mkdir()
+    removed = atomic.remove_temporaries(tmp_path)
+    assert sorted(p.name for p in removed) == sorted([*left, ".state-9.tmp"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["loss.csv", "state-5"]
+
+
 def test_a_cut_off_last_line_is_not_read(tmp_path):
     path = tmp_path / "loss.csv"
     atomic.append_line(path, "step,loss")

@@ -45,9 +45,16 @@ def remove(path: Path) -> None:
             path.unlink()
 
 
+#: What killed writes leave: ours (``temp_path``, ``.old`` swaps) and safetensors' own
+#: ``save_file``, which writes a ``.tmpXXXXXX`` file beside its target and renames it.
+TEMPORARY_PATTERNS = (".*.tmp", ".*.old", ".tmp*")
+
+
 def remove_temporaries(folder: Path) -> list[Path]:
     """Delete what killed writes left in ``folder``; only while nothing else writes there."""
-    found = [*folder.glob(".*.tmp"), *folder.glob(".*.old")] if folder.is_dir() else []
+    if not folder.is_dir():
+        return []
+    found = sorted({p for pattern in TEMPORARY_PATTERNS for p in folder.glob(pattern)})
     for path in found:
         remove(path)
     return found
