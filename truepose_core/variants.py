@@ -24,6 +24,17 @@ from .unet_layers import AttentionLayer
 _DEFAULT_SETTINGS = FusionSettings()
 
 
+def _hpfa(layer: AttentionLayer, config: TruePoseConfig) -> HPFA:
+    """The HPFA block of a layer, as the method and the CLIP-only ablation both build it."""
+    return HPFA(
+        layer.channels,
+        layer.heads,
+        sigma=config.sigma,
+        delta=config.delta,
+        reweight=config.hpfa_reweight,
+    )
+
+
 class HPFAFusion(FusionLayer):
     """The method: HPFA (eq. 6-8), then CAA (METHOD.md "CAA") when the config enables it."""
 
@@ -31,12 +42,9 @@ class HPFAFusion(FusionLayer):
 
     def __init__(self, layer: AttentionLayer, config: TruePoseConfig):
         super().__init__(layer, config)
-        dim, heads = layer.channels, layer.heads
-        self.hpfa = HPFA(
-            dim, heads, sigma=config.sigma, delta=config.delta, reweight=config.hpfa_reweight
-        )
+        self.hpfa = _hpfa(layer, config)
         if config.use_caa and config.caa_regions > 0:
-            self.caa = CAA(dim, heads, config.clip_dim, config.caa_regions)
+            self.caa = CAA(layer.channels, layer.heads, config.clip_dim, config.caa_regions)
 
     @torch.no_grad()
     def init_from_unets(self, source_attn: nn.Module | None, target_attn: nn.Module) -> None:
@@ -148,11 +156,8 @@ class ClipOnlyFusion(FusionLayer):
 
     def __init__(self, layer: AttentionLayer, config: TruePoseConfig):
         super().__init__(layer, config)
-        dim, heads = layer.channels, layer.heads
-        self.hpfa = HPFA(
-            dim, heads, sigma=config.sigma, delta=config.delta, reweight=config.hpfa_reweight
-        )
-        self.clip_mlp = ClipTokenMLP(config.clip_dim, dim)
+        self.hpfa = _hpfa(layer, config)
+        self.clip_mlp = ClipTokenMLP(config.clip_dim, layer.channels)
 
     @torch.no_grad()
     def init_from_unets(self, source_attn: nn.Module | None, target_attn: nn.Module) -> None:
