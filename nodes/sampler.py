@@ -280,7 +280,7 @@ class TrueSampler(io.ComfyNode):
                         "Optional start latent at the source's size (unscaled, e.g. VAE Encode of "
                         "a reference, with Set Latent Noise Mask for style transfer); else zeros "
                         "of the source's size. The output is always the source's size: for "
-                        "another one, use TruePose Fit Inputs before SourceNet Encode."
+                        "another one, use TruePose Fit Inputs before Source Person."
                     ),
                 ),
                 io.Int.Input(
