@@ -139,7 +139,7 @@ def test_a_sampler_saved_with_width_and_height_keeps_its_other_values(comfy_serv
 
     The templates' browser test loads today's list of values unchanged.
     """
-    values = [7, "fixed", 20, 4.5, "euler", "normal", 0.75, 3]  # today's list loads as saved
+    values = [7, "fixed", 20, 4.5, "euler", "normal", 0.75, 3]  # the values the sampler has today
     old = [*values[:7], 176, 256, values[7]]
     errors, _png = load_workflow_in_browser(comfy_server.url, _sampler_workflow(old))
     compact = {"separators": (",", ":")}
