@@ -8,6 +8,10 @@ that import the repository root (pytest, linters) do so without ComfyUI.
 
 from __future__ import annotations
 
+#: Frontend code ComfyUI serves with the pack: keeps saved workflows' widget values in place
+#: when a node loses a widget.
+WEB_DIRECTORY = "./web"
+
 
 async def comfy_entrypoint():
     from comfy_api.latest import ComfyExtension

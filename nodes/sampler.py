@@ -7,7 +7,6 @@ from comfy_api.latest import io
 
 from ..truepose_core.config import SamplingConfig
 from ..truepose_core.errors import BatchError, ConfigError, ImageError
-from ..truepose_core.images import MAX_SIDE
 from ..truepose_core.sampling import ddim_alphas
 from . import runtime
 from .errors import node_errors
@@ -62,25 +61,14 @@ def paper_sampler(sampler_name: str, sigmas: torch.Tensor):
     return comfy.samplers.KSAMPLER(function, base.extra_options, base.inpaint_options)
 
 
-def empty_latent(model, handle, encoding, patch, width: int, height: int, batch: int):
-    """Zeros at the source image's size; one row per pose pair when ``batch`` is 0.
+def empty_latent(model, encoding, patch, batch: int):
+    """Zeros on the encoded source's latent grid; one row per pose pair when ``batch`` is 0.
 
-    The output size is the source's: the pose and the fusion are prepared on the source's
-    latent grid. ``width``/``height`` stay for saved workflows; 0 or the source's own size
-    is accepted, any other size is refused here, before the model loads, with the node
-    that gives another size (TruePose Fit Inputs before SourceNet Encode).
+    The output size is always the source's: the pose and the fusion are prepared on the
+    source's latent grid, so another size comes from TruePose Fit Inputs before SourceNet
+    Encode, never from the sampler.
     """
-    factor = handle.config.latent_factor
     h, w = encoding.latent_hw
-    source_wh = (w * factor, h * factor)
-    requested = (int(width) or source_wh[0], int(height) or source_wh[1])
-    if requested != source_wh:
-        raise ImageError(
-            f"width x height {requested[0]}x{requested[1]}: TruePose generates at the encoded "
-            f"source's size, {source_wh[0]}x{source_wh[1]}. Leave width and height at 0, or "
-            f"fit the photo, its parsing and the target pose to {requested[0]}x{requested[1]} "
-            "with TruePose Fit Inputs before SourceNet Encode"
-        )
     if batch == 0:
         batch = patch.pairs if patch is not None else encoding.batch
     channels = model.get_model_object("latent_format").latent_channels
@@ -289,32 +277,10 @@ class TrueSampler(io.ComfyNode):
                     "latent",
                     optional=True,
                     tooltip=(
-                        "Optional start latent (unscaled, e.g. VAE Encode of a reference, with "
-                        "Set Latent Noise Mask for style transfer); else zeros of width x height."
-                    ),
-                ),
-                io.Int.Input(
-                    "width",
-                    default=0,
-                    min=0,
-                    max=MAX_SIDE,
-                    step=8,
-                    optional=True,
-                    tooltip=(
-                        "0 = the source's width (pixels). Output follows the encoded source; "
-                        "to generate at another size, use TruePose Fit Inputs first."
-                    ),
-                ),
-                io.Int.Input(
-                    "height",
-                    default=0,
-                    min=0,
-                    max=MAX_SIDE,
-                    step=8,
-                    optional=True,
-                    tooltip=(
-                        "0 = the source's height (pixels). Output follows the encoded source; "
-                        "to generate at another size, use TruePose Fit Inputs first."
+                        "Optional start latent at the source's size (unscaled, e.g. VAE Encode of "
+                        "a reference, with Set Latent Noise Mask for style transfer); else zeros "
+                        "of the source's size. The output is always the source's size: for "
+                        "another one, use TruePose Fit Inputs before Source Person."
                     ),
                 ),
                 io.Int.Input(
@@ -342,14 +308,12 @@ class TrueSampler(io.ComfyNode):
         scheduler,
         denoise,
         latent=None,
-        width=0,
-        height=0,
         batch_size=0,
     ) -> io.NodeOutput:
         with node_errors():
             if latent is None:
                 patch = runtime.find_patch(model)
-                latent = empty_latent(model, truepose, source, patch, width, height, batch_size)
+                latent = empty_latent(model, source, patch, batch_size)
             check_latent_size(truepose, source, latent)
             out = true_sample(
                 model, truepose, source, latent, seed, steps, cfg, sampler_name, scheduler, denoise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -99,3 +100,50 @@ def test_combo_value_not_in_options_is_reported(comfy_server):
     }
     errors, _png = load_workflow_in_browser(comfy_server.url, workflow)
     assert any("widget label_set" in e and "pascal" in e for e in errors), errors
+
+
+def _sampler_workflow(widgets_values: list) -> dict:
+    """A lone TruePose Sampler, as the frontend saves it."""
+    return {
+        "last_node_id": 1,
+        "last_link_id": 0,
+        "nodes": [
+            {
+                "id": 1,
+                "type": "TruePose_TrueSampler",
+                "pos": [100, 100],
+                "size": [310, 288],
+                "flags": {},
+                "order": 0,
+                "mode": 0,
+                "inputs": [
+                    {"name": "model", "type": "MODEL", "link": None},
+                    {"name": "truepose", "type": "TRUEPOSE", "link": None},
+                    {"name": "source", "type": "TRUEPOSE_SOURCE", "link": None},
+                ],
+                "outputs": [{"name": "LATENT", "type": "LATENT", "links": None}],
+                "properties": {"Node name for S&R": "TruePose_TrueSampler"},
+                "widgets_values": widgets_values,
+            }
+        ],
+        "links": [],
+        "groups": [],
+        "config": {},
+        "extra": {},
+        "version": 0.4,
+    }
+
+
+def test_a_sampler_saved_with_width_and_height_keeps_its_other_values(comfy_server):
+    """The sampler lost width/height; a workflow saved with them loads its values in place.
+
+    The templates' browser test loads today's list of values unchanged.
+    """
+    values = [7, "fixed", 20, 4.5, "euler", "normal", 0.75, 3]  # the values the sampler has today
+    old = [*values[:7], 176, 256, values[7]]
+    errors, _png = load_workflow_in_browser(comfy_server.url, _sampler_workflow(old))
+    compact = {"separators": (",", ":")}
+    assert errors == [
+        "node 1 (TruePose_TrueSampler) widget values changed on load: "
+        f"{json.dumps(old, **compact)} -> {json.dumps(values, **compact)}"
+    ]

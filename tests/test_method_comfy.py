@@ -61,7 +61,7 @@ def _graph(checkpoint: str, comfy, seed: int, **sampler) -> dict:
     """SynthFashion pair -> SourceNet -> HPFA patch -> TruePose Sampler, all node defaults."""
     patch = {k: v for k, v in _defaults(comfy, "TruePose_HPFAPatchModel").items()}
     settings = _defaults(comfy, "TruePose_TrueSampler")
-    settings = {k: v for k, v in settings.items() if k not in ("width", "height", "batch_size")}
+    settings = {k: v for k, v in settings.items() if k != "batch_size"}
     settings.update(seed=seed, **sampler)
     return {
         "1": {"class_type": "TruePose_LoadTruePose", "inputs": {"checkpoint": checkpoint}},

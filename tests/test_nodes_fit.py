@@ -311,11 +311,7 @@ def test_real_photo_runs_end_to_end_through_fit_and_back(comfy, loaded):
     )
     sampler = comfy.node_class("TruePose_TrueSampler")
     h, w = truepose.config.resolution
-    with _raises(comfy, "ImageError", f"source's size, {w}x{h}.*TruePose Fit Inputs"):
-        sampler.execute(
-            patched, truepose, source, 0, 2, 3.5, "ddim", "ddim_uniform", 1.0, None, 2 * w, 2 * h
-        )
-    with _raises(comfy, "ImageError", "latent: .*encoded source is"):
+    with _raises(comfy, "ImageError", f"latent: .*encoded source is {w}x{h}.*TruePose Fit Inputs"):
         sampler.execute(
             patched,
             truepose,
@@ -329,8 +325,9 @@ def test_real_photo_runs_end_to_end_through_fit_and_back(comfy, loaded):
             {"samples": torch.zeros(1, 4, h // 4, w // 4)},
         )
     (latent,) = sampler.execute(
-        patched, truepose, source, 0, 2, 3.5, "ddim", "ddim_uniform", 1.0, None, w, h
+        patched, truepose, source, 0, 2, 3.5, "ddim", "ddim_uniform", 1.0
     ).result
+    assert latent["samples"].shape[-2:] == (h // 8, w // 8)  # the fitted source's size
     decoded = vae.decode(latent["samples"])
     (back,) = comfy.node_class("TruePose_UnfitImage").execute(decoded, transform, photo).result
     assert back.shape == (1, 400, 230, 3)

@@ -206,6 +206,36 @@ def test_same_seed_gives_the_same_latent(comfy, loaded, source):
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
+def test_sampler_has_no_size_inputs_and_generates_at_the_source_size(comfy, loaded, source):
+    spec = comfy.node_class("TruePose_TrueSampler").INPUT_TYPES()
+    names = set(spec["required"]) | set(spec.get("optional", {}))
+    assert not names & {"width", "height"}, names
+    patched = _patched(comfy, loaded, source, _poses(comfy, STANDING_Y))
+    assert _sample(comfy, loaded, source, patched)["samples"].shape == (1, 4, H // 8, W // 8)
+
+
+@pytest.mark.parametrize(("w", "h"), [(2 * W, 2 * H), (40, 64), (W, H + 8)])
+def test_a_latent_of_another_size_is_refused_before_the_unet_runs(comfy, loaded, source, w, h):
+    patched = _patched(comfy, loaded, source, _poses(comfy, STANDING_Y)).clone()
+    calls = []
+
+    def wrapper(apply_model, args):
+        calls.append(1)
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    patched.set_model_unet_function_wrapper(wrapper)
+    latent = {"samples": torch.zeros(1, 4, h // 8, w // 8)}
+    with pytest.raises(_node_error(comfy)) as caught:
+        _sample(comfy, loaded, source, patched, latent=latent)
+    assert type(caught.value).__name__ == "ImageError"
+    message = str(caught.value)
+    assert message.startswith(f"latent: {w}x{h} pixels, but the encoded source is {W}x{H}")
+    assert "TruePose Fit Inputs" in message and "VAE Encode" in message
+    assert calls == []  # refused before sampling, not inside the UNet
+    assert _sample(comfy, loaded, source, patched)["samples"].shape[-2:] == (H // 8, W // 8)
+    assert calls  # the same wrapper sees a run of the right size
+
+
 def test_noise_mask_keeps_the_reference_outside(comfy, loaded, source):
     patched = _patched(comfy, loaded, source, _poses(comfy, STANDING_Y))
     reference = torch.randn(1, 4, H // 8, W // 8, generator=torch.Generator().manual_seed(9))

@@ -435,6 +435,16 @@ def test_error_prompt_names_the_error_class(comfy, checkpoint):
     assert "not a file name inside the truepose model folders" in run.error["exception_message"]
 
 
+def test_saved_prompt_with_the_old_sampler_size_inputs_runs_at_the_source_size(comfy, checkpoint):
+    """The sampler lost ``width``/``height``; an API prompt saved with them still runs."""
+    prompt = _graph(index=0, seed=0)
+    prompt["5"]["inputs"].update(width=2 * W, height=2 * H)
+    run = comfy.run_prompt(prompt)
+    assert run.success, run.error
+    assert run.node_outputs["5"][0][0]["samples"].shape[-2:] == (H // 8, W // 8)
+    assert run.node_outputs["6"][0][0].shape == (1, H, W, 3)
+
+
 def test_memory_does_not_grow_over_repeated_runs(comfy, checkpoint):
     process = psutil.Process()
     queue = comfy.executor()

@@ -151,8 +151,6 @@ SPECS: dict[str, tuple[list, list, list]] = {
             "sampler_name",
             "scheduler",
             "denoise",
-            "width",
-            "height",
             "batch_size",
         ],
         [("LATENT", "LATENT")],
@@ -521,8 +519,6 @@ def _generate(
         sampler_name="ddim",
         scheduler="truepose_ddim",
         denoise=1.0,
-        width=0,
-        height=0,
         batch_size=0,
     )
     decoded = g.add("VAEDecode", col + 3, top, samples=(latent, 0), vae=(loader, 2))
