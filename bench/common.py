@@ -39,12 +39,14 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
 def interleaved_cpu(
     steps: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
 ) -> dict[str, dict[str, float]]:
-    """Median CPU and wall seconds of each step, the steps interleaved round by round.
+    """Median (and least) CPU and median wall seconds of each step, interleaved by round.
 
     CPU time of this process (``time.process_time``) is what a step costs when the machine is
     shared: with one torch thread, another job on the other cores barely changes it, whereas
-    wall time grows with their load. Interleaving (one call of every step per round) spreads
-    any remaining drift over all steps alike instead of over whichever ran last.
+    wall time grows with their load. What they still add (shared caches and memory bandwidth)
+    only ever adds time, so the least CPU time is reported too. Interleaving (one call of
+    every step per round) spreads any remaining drift over all steps alike instead of over
+    whichever ran last.
     """
     for _ in range(warmup):
         for fn in steps.values():
@@ -60,6 +62,7 @@ def interleaved_cpu(
     return {
         name: {
             "cpu_s": statistics.median(cpu[name]),
+            "cpu_min": min(cpu[name]),
             "wall_s": statistics.median(wall[name]),
             "cpu_spread": (max(cpu[name]) - min(cpu[name])) / statistics.median(cpu[name]),
         }
