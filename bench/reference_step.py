@@ -20,6 +20,10 @@ mode cannot reuse the previous call's source features. The source latent and the
 random / hand-made: the patch is built by the node's own code path after the VAE encode.
 
     COMFYUI_PATH=/opt/ComfyUI python -m bench.reference_step [--resolution 256x256 ...]
+        [--pytorch-attention]
+
+On the CPU, ComfyUI's plain layers use its sub-quadratic attention unless started with
+``--use-pytorch-cross-attention``; ``--pytorch-attention`` measures that setting.
 """
 
 from __future__ import annotations
@@ -126,7 +130,7 @@ VARIANTS = {
 RESOLUTIONS = ((512, 512), (256, 256))
 
 
-def run(resolutions, repeats: int) -> dict:
+def run(resolutions, repeats: int, pytorch_attention: bool = False) -> dict:
     from tests.comfy_harness import COMFYUI_MISSING, ComfyLibrary, find_comfyui
 
     torch.set_num_threads(1)
@@ -134,7 +138,7 @@ def run(resolutions, repeats: int) -> dict:
     if comfyui is None:
         raise SystemExit(COMFYUI_MISSING)
     with tempfile.TemporaryDirectory(prefix="truepose-bench-") as base:
-        library = ComfyLibrary.start(comfyui, Path(base))
+        library = ComfyLibrary.start(comfyui, Path(base), pytorch_attention)
         keypoints = library.pack_module("truepose_core.keypoints")
         parsing_mod = library.pack_module("truepose_core.parsing")
         reference = library.pack_module("truepose_core.reference")
@@ -181,11 +185,12 @@ def run(resolutions, repeats: int) -> dict:
     return {"rows": rows, "build_s": build_s}
 
 
-def main(resolutions=RESOLUTIONS, repeats: int = 3) -> str:
-    out = isolated(run, tuple(resolutions), repeats)
+def main(resolutions=RESOLUTIONS, repeats: int = 3, pytorch_attention: bool = False) -> str:
+    out = isolated(run, tuple(resolutions), repeats, pytorch_attention)
+    flags = "--cpu --use-pytorch-cross-attention" if pytorch_attention else "--cpu"
     head = (
         "TruePose Reference CFG step, SD1.5 architecture (ComfyUI's SD15, random weights, "
-        f"fp32, library mode --cpu), CPU seconds of one thread ({machine()})"
+        f"fp32, library mode {flags}), CPU seconds of one thread ({machine()})"
     )
     notes = (
         f"Median of {repeats} interleaved rounds after one warm-up call each; spread = "
@@ -225,5 +230,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--resolution", type=_resolution, action="append", default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--pytorch-attention",
+        action="store_true",
+        help="ComfyUI's --use-pytorch-cross-attention (SDPA) instead of its CPU default",
+    )
     args = parser.parse_args()
-    print(main(tuple(args.resolution or RESOLUTIONS), args.repeats))
+    print(main(tuple(args.resolution or RESOLUTIONS), args.repeats, args.pytorch_attention))
