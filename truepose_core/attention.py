@@ -130,7 +130,10 @@ def _chunked(
             received += torch.softmax(scores, dim=-1).sum(dim=(1, 2), dtype=torch.float32)
         if reweight:
             positive = scores.clamp(min=0)
-            scores.mul_(offset).addcmul_(positive, slope)
+            if scores.requires_grad:  # autograd keeps clamp's input: no update in place
+                scores = torch.addcmul(scores * offset, positive, slope)
+            else:
+                scores.mul_(offset).addcmul_(positive, slope)
             del positive
         probs = torch.softmax(scores, dim=-1)
         if lse is not None:
