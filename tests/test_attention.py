@@ -222,3 +222,11 @@ def test_chunked_gradients_match_naive():
         grads.append([t.grad for t in leaves])
     for naive, chunked in zip(*grads, strict=True):
         torch.testing.assert_close(chunked, naive, atol=1e-5, rtol=1e-5)
+
+
+def test_unweighted_key_attention_flag_alone_changes_nothing():
+    """``key_attention_unweighted`` without ``return_key_attention`` is a no-op, not an error."""
+    q, k, v, m = random_inputs(seed=9)
+    for backend in ("naive", "chunked"):
+        out = reweighted_attention(q, k, v, m, backend=backend, key_attention_unweighted=True)
+        torch.testing.assert_close(out, reweighted_attention(q, k, v, m, backend=backend))

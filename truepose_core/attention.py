@@ -126,7 +126,7 @@ def _chunked(
     for start in range(0, nq, chunk):
         stop = min(start + chunk, nq)
         scores = torch.matmul(query[:, :, start:stop], key_t).mul_(scale)  # (B, H, c, Nk)
-        if received_unweighted:
+        if received is not None and received_unweighted:
             received += torch.softmax(scores, dim=-1).sum(dim=(1, 2), dtype=torch.float32)
         if reweight:
             positive = scores.clamp(min=0)
@@ -142,7 +142,7 @@ def _chunked(
             lse[:, :, start:stop] = top
         del scores
         out[:, :, start:stop] = torch.matmul(probs, value)
-        if want_received and not received_unweighted:
+        if received is not None and not received_unweighted:
             received += probs.sum(dim=(1, 2), dtype=torch.float32)
         if probs_all is not None:
             probs_all[:, :, start:stop] = probs
