@@ -36,6 +36,40 @@ def timed(fn: Callable[[], Any], repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def interleaved_cpu(
+    steps: dict[str, Callable[[], Any]], repeats: int, warmup: int = 1
+) -> dict[str, dict[str, float]]:
+    """Median (and least) CPU and median wall seconds of each step, interleaved by round.
+
+    CPU time of this process (``time.process_time``) is what a step costs when the machine is
+    shared: with one torch thread, another job on the other cores barely changes it, whereas
+    wall time grows with their load. What they still add (shared caches and memory bandwidth)
+    only ever adds time, so the least CPU time is reported too. Interleaving (one call of
+    every step per round) spreads any remaining drift over all steps alike instead of over
+    whichever ran last.
+    """
+    for _ in range(warmup):
+        for fn in steps.values():
+            fn()
+    cpu: dict[str, list[float]] = {name: [] for name in steps}
+    wall: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, fn in steps.items():
+            start_cpu, start_wall = time.process_time(), time.perf_counter()
+            fn()
+            cpu[name].append(time.process_time() - start_cpu)
+            wall[name].append(time.perf_counter() - start_wall)
+    return {
+        name: {
+            "cpu_s": statistics.median(cpu[name]),
+            "cpu_min": min(cpu[name]),
+            "wall_s": statistics.median(wall[name]),
+            "cpu_spread": (max(cpu[name]) - min(cpu[name])) / statistics.median(cpu[name]),
+        }
+        for name in steps
+    }
+
+
 def _child(target, args, queue):
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = target(*args)

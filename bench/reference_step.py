@@ -1,21 +1,29 @@
 """Cost of one CFG step of TruePose Reference (no training) on the full SD1.5 architecture.
 
 ComfyUI's own SD1.5 model (``comfy.supported_models.SD15`` with SD1.5's UNet config: 16
-self-attention layers, 860 M parameters) with random weights, in library mode (``--cpu``).
-Three variants of one CFG step (uncond + cond rows, latent batch 1), each timed as the
-sampler calls the model, ``BaseModel.apply_model`` with the MODEL's wrappers:
+self-attention layers, 860 M parameters) with random weights, fp32, in library mode
+(``--cpu``). Four variants of one CFG step (uncond + cond rows, latent batch 1), each timed
+as the sampler calls the model, ``BaseModel.apply_model`` with the MODEL's wrappers:
 
 - plain: the input MODEL;
+- plain reference: the reference patch with ``reweight`` off (every eq. 6 weight 1, the
+  node's own switch), source cached: reference attention over ``[F, F']`` without TruePose;
 - (b) cached: the reference patch with the source features computed once, at timestep 0,
   by the patch's first call (reported apart as "source s") and reused by every step;
 - (a) noised: the reference patch with the source noised to the step's sigma and run
   through the UNet every step (a batch-1 pass per step, inside the timed step).
 
-Each timed call uses a slightly different sigma, so the noised mode cannot reuse the
-previous call's source features. The source latent and the parsing are random / hand-made:
-the patch is built by the node's own code path after the VAE encode.
+The figure is the CPU time of one torch thread (``time.process_time``), median over rounds
+that call the four variants in turn (``bench.common.interleaved_cpu``), so another job on the
+other core barely moves it. Each timed call uses a slightly different sigma, so the noised
+mode cannot reuse the previous call's source features. The source latent and the parsing are
+random / hand-made: the patch is built by the node's own code path after the VAE encode.
 
-    COMFYUI_PATH=/opt/ComfyUI python -m bench.reference_step [--resolution 512x352]
+    COMFYUI_PATH=/opt/ComfyUI python -m bench.reference_step [--resolution 256x256 ...]
+        [--pytorch-attention]
+
+On the CPU, ComfyUI's plain layers use its sub-quadratic attention unless started with
+``--use-pytorch-cross-attention``; ``--pytorch-attention`` measures that setting.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from bench.common import isolated, machine, table, timed
+from bench.common import interleaved_cpu, isolated, machine, table
 
 #: ComfyUI ``unet_config`` of Stable Diffusion 1.5.
 SD15_UNET = {
@@ -113,21 +121,31 @@ def cfg_step(model, latents: torch.Tensor, context: torch.Tensor):
     return step
 
 
-def run(resolutions, repeats: int) -> dict:
+VARIANTS = {
+    "plain": ("plain", None),
+    "reference": ("plain reference", {"source_mode": "cached", "reweight": False}),
+    "cached": ("(b) cached", {"source_mode": "cached"}),
+    "noised": ("(a) noised", {"source_mode": "noised"}),
+}
+RESOLUTIONS = ((512, 512), (256, 256))
+
+
+def run(resolutions, repeats: int, pytorch_attention: bool = False) -> dict:
     from tests.comfy_harness import COMFYUI_MISSING, ComfyLibrary, find_comfyui
 
+    torch.set_num_threads(1)
     comfyui = find_comfyui()
     if comfyui is None:
         raise SystemExit(COMFYUI_MISSING)
     with tempfile.TemporaryDirectory(prefix="truepose-bench-") as base:
-        library = ComfyLibrary.start(comfyui, Path(base))
+        library = ComfyLibrary.start(comfyui, Path(base), pytorch_attention)
         keypoints = library.pack_module("truepose_core.keypoints")
         parsing_mod = library.pack_module("truepose_core.parsing")
         reference = library.pack_module("truepose_core.reference")
         glue = library.pack_module("nodes.reference_patch")
-        start = time.perf_counter()
+        start = time.process_time()
         model = sd15_model()
-        build_s = time.perf_counter() - start
+        build_s = time.process_time() - start
         pose = keypoints.parse_deepfashion_row(STANDING_Y, STANDING_X)
         rows = []
         for height, width in resolutions:
@@ -136,43 +154,50 @@ def run(resolutions, repeats: int) -> dict:
             source = torch.randn(1, 4, height // 8, width // 8, generator=g) * 0.18215
             context = torch.randn(1, 77, 768, generator=g)
             selection = reference.source_selection(_parsing(height, width), [pose], parsing_mod.LIP)
-            steps = {"plain": cfg_step(model, latents, context)}
-            for mode in ("cached", "noised"):
-                config = reference.ReferenceConfig(source_mode=mode)
-                patch = glue.ReferencePatch(config, source, selection)
-                steps[mode] = cfg_step(glue.patch_model(model, patch), latents, context)
-            plain_out = steps["plain"]()  # warm-up
-            first = time.perf_counter()
-            cached_out = steps["cached"]()  # builds the cached source features
-            first_cached = time.perf_counter() - first
-            change = float((plain_out - cached_out).abs().max())
-            if change == 0:
-                raise RuntimeError("the reference patch did not change the prediction")
-            steps["noised"]()  # warm-up
-            seconds = {name: timed(step, repeats, 0) for name, step in steps.items()}
-            resolution = f"{height}x{width}"
-            labels = {"plain": "plain", "cached": "(b) cached", "noised": "(a) noised"}
-            for name, label in labels.items():
-                row = {"resolution": resolution, "variant": label, "seconds": seconds[name]}
-                row["ratio"] = seconds[name] / seconds["plain"]
-                if name == "cached":
-                    row["source_s"] = max(first_cached - seconds["cached"], 0.0)
-                    row["change"] = change
+            steps = {}
+            for name, (_, options) in VARIANTS.items():
+                patched = model
+                if options is not None:
+                    patch = glue.ReferencePatch(
+                        reference.ReferenceConfig(**options), source, selection
+                    )
+                    patched = glue.patch_model(model, patch)
+                steps[name] = cfg_step(patched, latents, context)
+            # First calls: warm-up, the one-off source pass of the cached modes, and a check
+            # that each patch changes the prediction.
+            outputs, first_s = {}, {}
+            for name, step in steps.items():
+                start = time.process_time()
+                outputs[name] = step()
+                first_s[name] = time.process_time() - start
+            for name in ("reference", "cached", "noised"):
+                if torch.equal(outputs[name], outputs["plain"]):
+                    raise RuntimeError(f"the {name} patch did not change the prediction")
+            medians = interleaved_cpu(steps, repeats, warmup=0)
+            plain = medians["plain"]["cpu_s"]
+            for name, (label, options) in VARIANTS.items():
+                row = {"resolution": f"{height}x{width}", "variant": label, **medians[name]}
+                row["ratio"] = row["cpu_s"] / plain
+                row["min_ratio"] = row["cpu_min"] / medians["plain"]["cpu_min"]
+                if options is not None and options["source_mode"] == "cached":
+                    row["source_s"] = max(first_s[name] - row["cpu_s"], 0.0)
                 rows.append(row)
     return {"rows": rows, "build_s": build_s}
 
 
-def main(resolutions=((512, 352),), repeats: int = 2) -> str:
-    out = isolated(run, tuple(resolutions), repeats)
+def main(resolutions=RESOLUTIONS, repeats: int = 3, pytorch_attention: bool = False) -> str:
+    out = isolated(run, tuple(resolutions), repeats, pytorch_attention)
+    flags = "--cpu --use-pytorch-cross-attention" if pytorch_attention else "--cpu"
     head = (
         "TruePose Reference CFG step, SD1.5 architecture (ComfyUI's SD15, random weights, "
-        f"fp32, library mode --cpu) ({machine()})"
+        f"fp32, library mode {flags}), CPU seconds of one thread ({machine()})"
     )
     notes = (
-        f"Median of {repeats} after one warm-up. UNet batch 2 (uncond + cond), "
+        f"Median of {repeats} interleaved rounds after one warm-up call each; spread = "
+        "(max - min) / median of the CPU seconds. UNet batch 2 (uncond + cond), "
         "cond_or_uncond [1, 0], through apply_model and its wrappers; source s = the one-off "
-        "clean source pass of (b). Goals: (b) <= 1.15x, (a) <= 2.1x. Model built in "
-        f"{out['build_s']:.1f} s; peak RSS {out['peak_rss_mb']:.0f} MB."
+        "clean source pass of a cached mode. Goals: (b) <= 1.15x, (a) <= 2.1x. Model built "
+        f"in {out['build_s']:.1f} CPU s; peak RSS {out['peak_rss_mb']:.0f} MB."
     )
     return "\n\n".join(
         [
@@ -182,10 +207,13 @@ def main(resolutions=((512, 352),), repeats: int = 2) -> str:
                 [
                     ("resolution", "resolution", "s"),
                     ("variant", "step", "s"),
-                    ("seconds", "median s", ".3f"),
+                    ("cpu_s", "median CPU s", ".2f"),
                     ("ratio", "/ plain", ".2f"),
+                    ("cpu_min", "least CPU s", ".2f"),
+                    ("min_ratio", "least / plain", ".2f"),
+                    ("cpu_spread", "spread", ".0%"),
+                    ("wall_s", "median wall s", ".2f"),
                     ("source_s", "source s", ".2f"),
-                    ("change", "max change", ".2e"),
                 ],
             ),
             notes,
@@ -201,6 +229,11 @@ def _resolution(text: str) -> tuple[int, int]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--resolution", type=_resolution, action="append", default=None)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--pytorch-attention",
+        action="store_true",
+        help="ComfyUI's --use-pytorch-cross-attention (SDPA) instead of its CPU default",
+    )
     args = parser.parse_args()
-    print(main(tuple(args.resolution or [(512, 352)]), args.repeats))
+    print(main(tuple(args.resolution or RESOLUTIONS), args.repeats, args.pytorch_attention))

@@ -163,8 +163,12 @@ class ComfyLibrary:
         self.pack_module_name = pack_module_name
 
     @classmethod
-    def start(cls, comfyui: Path, base: Path) -> ComfyLibrary:
-        """Import ComfyUI with ``--cpu`` and ``--base-directory base`` and load the pack."""
+    def start(cls, comfyui: Path, base: Path, pytorch_attention: bool = False) -> ComfyLibrary:
+        """Import ComfyUI with ``--cpu`` and ``--base-directory base`` and load the pack.
+
+        ``pytorch_attention`` adds ``--use-pytorch-cross-attention`` (PyTorch's SDPA instead of
+        ComfyUI's sub-quadratic attention, its CPU default).
+        """
         pack_path = make_base_directory(base)
         # ComfyUI's top-level ``nodes`` module and the pack's ``nodes`` package share a name:
         # ComfyUI must come first on sys.path.
@@ -180,6 +184,7 @@ class ComfyLibrary:
         # Before folder_paths and comfy.model_management read them at import.
         args.cpu = True
         args.base_directory = str(base)
+        args.use_pytorch_cross_attention = pytorch_attention
         import comfy.model_management  # noqa: F401
         import folder_paths
 

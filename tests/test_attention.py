@@ -5,13 +5,17 @@ import math
 import pytest
 import torch
 
+from truepose_core import attention
 from truepose_core.attention import lowest_regions, region_scores, reweighted_attention
 
 SIGMA, DELTA = 0.3, 0.6
 
 
-def independent_reference(q, k, v, key_mask, sigma, delta):
-    """Eq. 6-7 written out element by element, without the project's helpers."""
+def independent_reference(q, k, v, key_mask, sigma, delta, weighted=None):
+    """Eq. 6-7 written out element by element, without the project's helpers.
+
+    ``weighted`` (B, Nk) bool, when given, leaves the other keys at weight 1.
+    """
     b, h, nq, d = q.shape
     nk = k.shape[2]
     out = torch.zeros(b, h, nq, v.shape[-1], dtype=torch.float64)
@@ -23,7 +27,9 @@ def independent_reference(q, k, v, key_mask, sigma, delta):
             for j in range(nk):
                 m = bool(key_mask[bi, j])
                 col = a[:, j]
-                if m:
+                if weighted is not None and not bool(weighted[bi, j]):
+                    w[:, j] = 1.0
+                elif m:
                     w[:, j] = torch.where(col > 0, 1 + delta, delta)
                 else:
                     w[:, j] = torch.where(col > 0, sigma, 1 + sigma)
@@ -163,3 +169,64 @@ def test_key_attention_can_come_from_the_unweighted_logits():
             q, k, v, mask, return_key_attention=True, backend=backend, chunk=4
         )
         assert not torch.allclose(weighted, plain)
+
+
+def _weighted_layouts(b, nk, g):
+    """Keys eq. 6 leaves at weight 1: reference mode's prefix, scattered, and per row."""
+    prefix = torch.zeros(b, nk, dtype=torch.bool)
+    prefix[:, nk // 3 :] = True
+    scattered = (torch.rand(nk, generator=g) > 0.5).expand(b, nk).clone()
+    per_row = scattered.clone()
+    per_row[0, ~scattered[0]] = True  # row 0 weights every key: no longer common to all rows
+    per_row[:, 0] = False
+    return {"prefix": prefix, "scattered": scattered, "per_row": per_row}
+
+
+@pytest.mark.parametrize("layout", ["prefix", "scattered", "per_row"])
+def test_keys_at_weight_one_take_the_fused_path_exactly(layout):
+    q, k, v, m = random_inputs(b=2, h=3, nq=45, nk=38, seed=5)
+    weighted = _weighted_layouts(2, 38, torch.Generator().manual_seed(6))[layout]
+    expected, _ = independent_reference(q, k, v, m, 0.2, 0.9, weighted)
+    # The fused split (what the chunked backend runs here) and the plain chunked loop.
+    split = attention._split_unweighted(q, k, v, m, 0.2, 0.9, 7, weighted)
+    public = reweighted_attention(
+        q, k, v, m, sigma=0.2, delta=0.9, backend="chunked", chunk=7, weighted_keys=weighted
+    )
+    loop, _, _, _ = attention._chunked(q, k, v, m, 0.2, 0.9, True, False, 7, False, weighted)
+    for out in (split, public, loop):
+        torch.testing.assert_close(out.double(), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_log_sum_exp_of_both_parts_is_exact():
+    q, k, v, m = random_inputs(b=2, h=2, nq=30, nk=25, seed=7)
+    logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    for fused in (True, False):
+        out, lse = attention._plain_with_lse(q, k, v, 4, fused=fused)
+        torch.testing.assert_close(out, torch.softmax(logits, -1) @ v, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(lse, torch.logsumexp(logits, -1), atol=1e-5, rtol=1e-5)
+    weights = attention.mask_weights(logits, m[:, None, None, :], SIGMA, DELTA)
+    _, _, _, lse = attention._chunked(
+        q, k, v, m, SIGMA, DELTA, True, False, 4, False, None, False, True
+    )
+    torch.testing.assert_close(lse, torch.logsumexp(logits * weights, -1), atol=1e-5, rtol=1e-5)
+
+
+def test_chunked_gradients_match_naive():
+    """Training backpropagates through the chunked backend: its in-place eq. 6 must not."""
+    q, k, v, m = random_inputs(b=2, h=2, nq=20, nk=17, seed=8)
+    grads = []
+    for backend in ("naive", "chunked"):
+        leaves = [t.clone().requires_grad_(True) for t in (q, k, v)]
+        out = reweighted_attention(*leaves, m, backend=backend, chunk=6)
+        (out * torch.linspace(-1, 1, out.numel()).view_as(out)).sum().backward()
+        grads.append([t.grad for t in leaves])
+    for naive, chunked in zip(*grads, strict=True):
+        torch.testing.assert_close(chunked, naive, atol=1e-5, rtol=1e-5)
+
+
+def test_unweighted_key_attention_flag_alone_changes_nothing():
+    """``key_attention_unweighted`` without ``return_key_attention`` is a no-op, not an error."""
+    q, k, v, m = random_inputs(seed=9)
+    for backend in ("naive", "chunked"):
+        out = reweighted_attention(q, k, v, m, backend=backend, key_attention_unweighted=True)
+        torch.testing.assert_close(out, reweighted_attention(q, k, v, m, backend=backend))

@@ -5,6 +5,9 @@ diffusers path and the ComfyUI path call it. Three backends sit behind one dispa
 
 - ``naive``: materialises the full (B, H, Nq, Nk) score matrix; the reference.
 - ``chunked``: processes queries in chunks, so memory is O(chunk x Nk); the CPU default.
+  When no output but the attention's is asked for, keys that keep weight 1 in every row
+  (reference mode's target keys, or all keys with ``reweight=False``) go through PyTorch's
+  fused attention instead, merged with the reweighted keys by log-sum-exp.
 - ``flex``: ``torch.nn.attention.flex_attention`` with a ``score_mod``; the CUDA default.
 """
 
@@ -96,17 +99,22 @@ def _chunked(
     chunk,
     received_unweighted,
     weighted,
+    want_received=True,
+    want_lse=False,
 ):
     scale = 1.0 / math.sqrt(query.shape[-1])
     b, h, nq, _ = query.shape
     nk = key.shape[2]
+    # Head-split views of (B, N, C) tensors are strided; matmul would copy them every chunk.
+    key, value = key.contiguous(), value.contiguous()
     out = query.new_empty(b, h, nq, value.shape[-1])
-    received = query.new_zeros(b, nk, dtype=torch.float32)
+    received = query.new_zeros(b, nk, dtype=torch.float32) if want_received else None
     probs_all = query.new_empty(b, h, nq, nk) if want_probs else None
+    lse = query.new_empty(b, h, nq, dtype=torch.float32) if want_lse else None
     key_t = key.transpose(-1, -2)
-    # Eq. 6 as weight = offset + slope * [score > 0], per key: inside the mask
-    # (delta, +1), outside (1 + sigma, -1), unweighted keys (1, 0). Built in place to keep
-    # few chunk-sized temporaries.
+    # Eq. 6 as score * weight = offset * score + slope * max(score, 0), per key: inside the
+    # mask (delta, +1), outside (1 + sigma, -1), unweighted keys (1, 0). Built in place to
+    # keep few chunk-sized temporaries.
     inside = key_mask[:, None, None, :]
     offset = torch.where(inside, delta, 1.0 + sigma)
     slope = torch.where(inside, 1.0, -1.0)
@@ -118,22 +126,81 @@ def _chunked(
     for start in range(0, nq, chunk):
         stop = min(start + chunk, nq)
         scores = torch.matmul(query[:, :, start:stop], key_t).mul_(scale)  # (B, H, c, Nk)
-        if received_unweighted:
+        if received is not None and received_unweighted:
             received += torch.softmax(scores, dim=-1).sum(dim=(1, 2), dtype=torch.float32)
         if reweight:
-            weights = (scores > 0).to(scores.dtype).mul_(slope).add_(offset)
-            scores.mul_(weights)
-            del weights
+            positive = scores.clamp(min=0)
+            if scores.requires_grad:  # autograd keeps clamp's input: no update in place
+                scores = torch.addcmul(scores * offset, positive, slope)
+            else:
+                scores.mul_(offset).addcmul_(positive, slope)
+            del positive
         probs = torch.softmax(scores, dim=-1)
+        if lse is not None:
+            # log sum exp(s) = s_j - log p_j for any key j; the largest score's p_j >= 1 / Nk.
+            top = scores.amax(dim=-1).float() - probs.amax(dim=-1).float().log()
+            lse[:, :, start:stop] = top
         del scores
         out[:, :, start:stop] = torch.matmul(probs, value)
-        if not received_unweighted:
+        if received is not None and not received_unweighted:
             received += probs.sum(dim=(1, 2), dtype=torch.float32)
         if probs_all is not None:
             probs_all[:, :, start:stop] = probs
         del probs
-    received = (received / (h * nq)).to(query.dtype)
-    return out, probs_all, received
+    if received is not None:
+        received = (received / (h * nq)).to(query.dtype)
+    return out, probs_all, received, lse
+
+
+def _plain_with_lse(query, key, value, chunk, fused=True):
+    """Unweighted softmax attention and its per-query log-sum-exp ``(B, H, Nq)``.
+
+    On the CPU this is PyTorch's fused flash-attention kernel, which returns the log-sum-exp
+    alongside the output; elsewhere (or with ``fused=False``) the chunked loop, weights 1.
+    """
+    flash = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if fused and query.device.type == "cpu" and flash is not None:
+        out, lse = flash(query, key, value, 0.0, False)
+        return out, lse.float()
+    b, nk = key.shape[0], key.shape[2]
+    mask = torch.zeros(b, nk, dtype=torch.bool, device=query.device)
+    out, _, _, lse = _chunked(
+        query, key, value, mask, 0.0, 0.0, False, False, chunk, False, None, False, True
+    )
+    return out, lse
+
+
+def _split_unweighted(query, key, value, key_mask, sigma, delta, chunk, weighted):
+    """Eq. 6-7 when some keys keep weight 1 in every row (reference mode: the target's own).
+
+    The softmax over all keys splits exactly into the unweighted keys, computed by fused
+    plain attention, and the rest, computed by the chunked loop; the two partial outputs
+    merge by their log-sum-exps: ``out = out_u * sigmoid(lse_u - lse_w) + out_w *
+    sigmoid(lse_w - lse_u)``. Same result as :func:`_chunked`, to float rounding.
+    """
+    plain = ~weighted.any(dim=0)  # (Nk,): keys that no row reweights
+    if bool(plain.all()):
+        return torch.nn.functional.scaled_dot_product_attention(query, key, value)
+    rest = ~plain
+    out_u, lse_u = _plain_with_lse(query, key[:, :, plain], value[:, :, plain], chunk)
+    out_w, _, _, lse_w = _chunked(
+        query,
+        key[:, :, rest],
+        value[:, :, rest],
+        key_mask[:, rest],
+        sigma,
+        delta,
+        True,
+        False,
+        chunk,
+        False,
+        weighted[:, rest],
+        False,
+        True,
+    )
+    share_u = torch.sigmoid(lse_u - lse_w)[..., None]  # (B, H, Nq, 1)
+    out = out_w.float().lerp_(out_u.float(), share_u)
+    return out.to(query.dtype)
 
 
 def _flex(query, key, value, key_mask, sigma, delta, reweight, weighted):
@@ -224,7 +291,15 @@ def reweighted_attention(
         if chunk <= 0:
             b, h, _, _ = query.shape
             chunk = CHUNK_ELEMENTS // max(1, b * h * key.shape[2])
-        out, probs, received = _chunked(
+        chunk = max(1, int(chunk))
+        if not reweight:
+            weighted_keys = torch.zeros_like(key_mask)  # every key keeps weight 1
+        split = weighted_keys is not None and not (return_probs or return_key_attention)
+        if split and not bool(weighted_keys.any(dim=0).all()):
+            return _split_unweighted(
+                query, key, value, key_mask, sigma, delta, chunk, weighted_keys
+            )
+        out, probs, received, _ = _chunked(
             query,
             key,
             value,
@@ -233,9 +308,10 @@ def reweighted_attention(
             delta,
             reweight,
             return_probs,
-            max(1, int(chunk)),
+            chunk,
             key_attention_unweighted,
             weighted_keys,
+            return_key_attention,
         )
     else:
         out, probs, received = (
