@@ -46,7 +46,8 @@ def server(comfy, comfy_server, tmp_path_factory):
     (comfy_server.base / "models" / "schp").mkdir(parents=True, exist_ok=True)
     save_file(state, str(comfy_server.base / "models" / "schp" / SCHP))
     torch.save({"state_dict": state}, comfy_server.base / "models" / "schp" / TEMPLATE_SCHP)
-    pixels = np.random.default_rng(0).integers(0, 255, (80, 64, 3), dtype=np.uint8)
+    # Sides that are not multiples of 8: the template's ImageScale brings any photo in.
+    pixels = np.random.default_rng(0).integers(0, 255, (83, 61, 3), dtype=np.uint8)
     for name in (SOURCE, TEMPLATE_SOURCE):  # the run's image, and the one the template names
         Image.fromarray(pixels).save(comfy_server.base / "input" / name)
     return comfy_server
@@ -61,6 +62,17 @@ def test_workflow_uses_stock_nodes_and_the_files_artists_have():
     types = {node["class_type"] for node in prompt.values()}
     assert {"CheckpointLoaderSimple", "CLIPTextEncode", "ControlNetApplyAdvanced"} <= types
     assert {"KSampler", "TruePose_ReferencePatch", "TruePose_HumanParse"} <= types
+    # Any photo comes in: scaled to the picture's size before parsing and the patch.
+    (scale,) = _by_type(prompt, "ImageScale")
+    (latent,) = _by_type(prompt, "EmptyLatentImage")
+    assert (scale["inputs"]["width"], scale["inputs"]["height"]) == (
+        latent["inputs"]["width"],
+        latent["inputs"]["height"],
+    )
+    scale_id = next(k for k, v in prompt.items() if v is scale)
+    (patch,) = _by_type(prompt, "TruePose_ReferencePatch")
+    (parse,) = _by_type(prompt, "TruePose_HumanParse")
+    assert patch["inputs"]["source_image"][0] == parse["inputs"]["image"][0] == scale_id
     assert _by_type(prompt, "ControlNetLoader")[0]["inputs"]["control_net_name"] == (
         "control_v11p_sd15_openpose.pth"
     )
@@ -78,6 +90,8 @@ def test_workflow_runs_end_to_end_on_the_server(server):
         prompt, "TruePose_PoseToControlNetImage"
     ):
         node["inputs"]["width"], node["inputs"]["height"] = 48, 64
+    scale = _by_type(prompt, "ImageScale")[0]["inputs"]
+    scale["width"], scale["height"] = 64, 96  # the patch's smallest source side is 64
     _by_type(prompt, "KSampler")[0]["inputs"]["steps"] = 2
     entry = server.run_prompt(prompt, timeout=600)
     assert entry["status"]["status_str"] == "success", entry["status"]

@@ -661,7 +661,8 @@ def reference_sd15() -> Graph:
         f"({OPENPOSE_CONTROLNET.name}, from {OPENPOSE_CONTROLNET.url}); the "
         f"Self-Correction Human Parsing LIP weights ({SCHP_LIP.name}, 267 MB, from "
         f"{SCHP_LIP.url}) in ComfyUI/models/schp; the source photo in ComfyUI/input (or "
-        "drop it on Load Image), its sides multiples of 8. The target pose is OpenPose "
+        "drop it on Load Image), any size: it is scaled to 528x768 (centre crop). The "
+        "target pose is OpenPose "
         "JSON: paste your own, or pick a .json file from ComfyUI/input (then clear the "
         "text); swap in TruePose Pose from POSE_KEYPOINT to take it from an OpenPose or "
         "DWPose preprocessor. The ControlNet draws the pose; the reference patch lets the "
@@ -670,9 +671,19 @@ def reference_sd15() -> Graph:
         models=(SD15_CHECKPOINT, OPENPOSE_CONTROLNET, SCHP_LIP),
     )
     photo = g.add("LoadImage", 0, 0, title="Your photo", image=SOURCE_IMAGE)
-    parse = g.add("TruePose_HumanParse", 1, 0, image=(photo, 0), schp_model=SCHP_LIP.name)
+    scaled = g.add(
+        "ImageScale",
+        0,
+        g.below(photo),
+        image=(photo, 0),
+        upscale_method="lanczos",
+        width=528,
+        height=768,
+        crop="center",
+    )
+    parse = g.add("TruePose_HumanParse", 1, 0, image=(scaled, 0), schp_model=SCHP_LIP.name)
     parsed = g.add("PreviewImage", 1, g.below(parse), title="Body parts", images=(parse, 1))
-    g.group("1 Source person", photo, parse, parsed)
+    g.group("1 Source person", photo, scaled, parse, parsed)
     # Right of the source group and low, so that the source's links pass above it.
     pose = g.add(
         "TruePose_PoseFromOpenPoseJSON",
@@ -719,7 +730,7 @@ def reference_sd15() -> Graph:
         0,
         model=(ckpt, 0),
         vae=(ckpt, 2),
-        source_image=(photo, 0),
+        source_image=(scaled, 0),
         source_parsing=(parse, 0),
         target_pose=(pose, 0),
         source_mode="cached",
