@@ -605,6 +605,22 @@ def one_source_many_poses() -> Graph:
     return g
 
 
+def _your_photo(g: Graph, width: int, height: int) -> tuple[Node, Node]:
+    """Load Image, then the stock Upscale Image to the picture's size: any photo comes in."""
+    photo = g.add("LoadImage", 0, 0, title="Your photo", image=SOURCE_IMAGE)
+    scaled = g.add(
+        "ImageScale",
+        0,
+        g.below(photo),
+        image=(photo, 0),
+        upscale_method="lanczos",
+        width=width,
+        height=height,
+        crop="center",
+    )
+    return photo, scaled
+
+
 def photo_pose_transfer() -> Graph:
     g = Graph(
         "truepose-photo-pose-transfer",
@@ -619,17 +635,7 @@ def photo_pose_transfer() -> Graph:
         "model's 88x128.",
         models=(SCHP_LIP,),
     )
-    photo = g.add("LoadImage", 0, 0, title="Your photo", image=SOURCE_IMAGE)
-    scaled = g.add(
-        "ImageScale",
-        0,
-        g.below(photo),
-        image=(photo, 0),
-        upscale_method="lanczos",
-        width=88,
-        height=128,
-        crop="center",
-    )
+    photo, scaled = _your_photo(g, 88, 128)
     parse = g.add("TruePose_HumanParse", 1, 0, image=(scaled, 0), schp_model=SCHP_LIP.name)
     parsed = g.add("PreviewImage", 1, g.below(parse), title="Body parts", images=(parse, 1))
     g.group("1 Source person", photo, scaled, parse, parsed)
@@ -670,17 +676,7 @@ def reference_sd15() -> Graph:
         "pose shows. Image quality of this mode on real photos has not been measured.",
         models=(SD15_CHECKPOINT, OPENPOSE_CONTROLNET, SCHP_LIP),
     )
-    photo = g.add("LoadImage", 0, 0, title="Your photo", image=SOURCE_IMAGE)
-    scaled = g.add(
-        "ImageScale",
-        0,
-        g.below(photo),
-        image=(photo, 0),
-        upscale_method="lanczos",
-        width=528,
-        height=768,
-        crop="center",
-    )
+    photo, scaled = _your_photo(g, 528, 768)
     parse = g.add("TruePose_HumanParse", 1, 0, image=(scaled, 0), schp_model=SCHP_LIP.name)
     parsed = g.add("PreviewImage", 1, g.below(parse), title="Body parts", images=(parse, 1))
     g.group("1 Source person", photo, scaled, parse, parsed)
