@@ -605,8 +605,12 @@ def one_source_many_poses() -> Graph:
     return g
 
 
-def _your_photo(g: Graph, width: int, height: int) -> tuple[Node, Node]:
-    """Load Image, then the stock Upscale Image to the picture's size: any photo comes in."""
+def _photo_and_pose(g: Graph, width: int, height: int, pose_json: str) -> tuple[Node, ...]:
+    """The source group (Load Image, the stock Upscale Image to the picture's size, so any
+    photo comes in, Human Parse and its preview) and the OpenPose JSON target pose node.
+
+    Returns the scaled photo, the parse node and the pose node.
+    """
     photo = g.add("LoadImage", 0, 0, title="Your photo", image=SOURCE_IMAGE)
     scaled = g.add(
         "ImageScale",
@@ -618,7 +622,22 @@ def _your_photo(g: Graph, width: int, height: int) -> tuple[Node, Node]:
         height=height,
         crop="center",
     )
-    return photo, scaled
+    parse = g.add("TruePose_HumanParse", 1, 0, image=(scaled, 0), schp_model=SCHP_LIP.name)
+    parsed = g.add("PreviewImage", 1, g.below(parse), title="Body parts", images=(parse, 1))
+    g.group("1 Source person", photo, scaled, parse, parsed)
+    # Right of the source group and low, so that the source's links pass above it.
+    pose = g.add(
+        "TruePose_PoseFromOpenPoseJSON",
+        2,
+        440,
+        json_text=pose_json,
+        file="(none)",
+        width=0,
+        height=0,
+        person_index=-1,
+        coordinates="auto",
+    )
+    return scaled, parse, pose
 
 
 def photo_pose_transfer() -> Graph:
@@ -635,22 +654,7 @@ def photo_pose_transfer() -> Graph:
         "model's 88x128.",
         models=(SCHP_LIP,),
     )
-    photo, scaled = _your_photo(g, 88, 128)
-    parse = g.add("TruePose_HumanParse", 1, 0, image=(scaled, 0), schp_model=SCHP_LIP.name)
-    parsed = g.add("PreviewImage", 1, g.below(parse), title="Body parts", images=(parse, 1))
-    g.group("1 Source person", photo, scaled, parse, parsed)
-    # Right of the source group and low, so that the source's links pass above it.
-    pose = g.add(
-        "TruePose_PoseFromOpenPoseJSON",
-        2,
-        440,
-        json_text=WALK_POSE_JSON,
-        file="(none)",
-        width=0,
-        height=0,
-        person_index=-1,
-        coordinates="auto",
-    )
+    scaled, parse, pose = _photo_and_pose(g, 88, 128, WALK_POSE_JSON)
     g.group("2 Target pose", pose)
     _generate(g, 3, (scaled, 0), (parse, 0), (pose, 0), "truepose/photo")
     return g
@@ -676,22 +680,7 @@ def reference_sd15() -> Graph:
         "pose shows. Image quality of this mode on real photos has not been measured.",
         models=(SD15_CHECKPOINT, OPENPOSE_CONTROLNET, SCHP_LIP),
     )
-    photo, scaled = _your_photo(g, 528, 768)
-    parse = g.add("TruePose_HumanParse", 1, 0, image=(scaled, 0), schp_model=SCHP_LIP.name)
-    parsed = g.add("PreviewImage", 1, g.below(parse), title="Body parts", images=(parse, 1))
-    g.group("1 Source person", photo, scaled, parse, parsed)
-    # Right of the source group and low, so that the source's links pass above it.
-    pose = g.add(
-        "TruePose_PoseFromOpenPoseJSON",
-        2,
-        440,
-        json_text=WALK_POSE_JSON_528,
-        file="(none)",
-        width=0,
-        height=0,
-        person_index=-1,
-        coordinates="auto",
-    )
+    scaled, parse, pose = _photo_and_pose(g, 528, 768, WALK_POSE_JSON_528)
     skeleton = g.add(
         "TruePose_PoseToControlNetImage",
         2,
