@@ -165,7 +165,19 @@ def _plain_with_lse(query, key, value, chunk, fused=True):
     b, nk = key.shape[0], key.shape[2]
     mask = torch.zeros(b, nk, dtype=torch.bool, device=query.device)
     out, _, _, lse = _chunked(
-        query, key, value, mask, 0.0, 0.0, False, False, chunk, False, None, False, True
+        query,
+        key,
+        value,
+        mask,
+        0.0,
+        0.0,
+        reweight=False,
+        want_probs=False,
+        chunk=chunk,
+        received_unweighted=False,
+        weighted=None,
+        want_received=False,
+        want_lse=True,
     )
     return out, lse
 
@@ -190,13 +202,13 @@ def _split_unweighted(query, key, value, key_mask, sigma, delta, chunk, weighted
         key_mask[:, rest],
         sigma,
         delta,
-        True,
-        False,
-        chunk,
-        False,
-        weighted[:, rest],
-        False,
-        True,
+        reweight=True,
+        want_probs=False,
+        chunk=chunk,
+        received_unweighted=False,
+        weighted=weighted[:, rest],
+        want_received=False,
+        want_lse=True,
     )
     share_u = torch.sigmoid(lse_u - lse_w)[..., None]  # (B, H, Nq, 1)
     out = out_w.float().lerp_(out_u.float(), share_u)
