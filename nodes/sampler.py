@@ -65,8 +65,8 @@ def empty_latent(model, encoding, patch, batch: int):
     """Zeros on the encoded source's latent grid; one row per pose pair when ``batch`` is 0.
 
     The output size is always the source's: the pose and the fusion are prepared on the
-    source's latent grid, so another size comes from TruePose Fit Inputs before SourceNet
-    Encode, never from the sampler.
+    source's latent grid, so another size comes from TruePose Fit Inputs before TruePose
+    Source Person, never from the sampler.
     """
     h, w = encoding.latent_hw
     if batch == 0:
