@@ -63,6 +63,10 @@ class TruePoseConfig:
     condition_drop: float = 0.3
     #: Hidden widths of the first three PoseEncoder convs; the fourth maps to the UNet width.
     pose_channels: tuple[int, ...] = (16, 32, 96)
+    #: End of the noise schedule's betas (SD1.5's "scaled_linear" from 0.00085 to 0.012). A
+    #: model trained from scratch on small latents may raise it so that the last timesteps
+    #: leave no trace of the image's colours in the noise; training and every sampler use it.
+    beta_end: float = 0.012
     #: VAE latent scaling (SD1.5: 0.18215) and downsampling factor.
     latent_scale: float = 0.18215
     latent_factor: int = 8
@@ -96,6 +100,8 @@ class TruePoseConfig:
                 "resolution",
                 f"{self.resolution} must be (height, width), multiples of {self.latent_factor}",
             )
+        if not 0.00085 < self.beta_end < 0.5:
+            raise bad("beta_end", f"must lie in (0.00085, 0.5), got {self.beta_end}")
         if self.attention_chunk < 0 or self.context_tokens < 1:
             raise bad("attention_chunk/context_tokens", "chunk must be >= 0, tokens >= 1")
         # Normalise sequences so that a config read back from JSON compares equal.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from diffusers import DDIMScheduler
 
-from .config import SamplingConfig
+from .config import SamplingConfig, TruePoseConfig
 from .errors import BatchError
 from .fusion import FusionState
 
@@ -33,18 +33,25 @@ SD15_SCHEDULER = {
 }
 
 
-def make_scheduler() -> DDIMScheduler:
-    return DDIMScheduler(**SD15_SCHEDULER)
+def scheduler_config(config: TruePoseConfig | None = None) -> dict:
+    """SD1.5's scheduler settings with the model's own ``beta_end`` (SD1.5's without a model)."""
+    if config is None:
+        return dict(SD15_SCHEDULER)
+    return {**SD15_SCHEDULER, "beta_end": config.beta_end}
 
 
-def ddim_alphas(steps: int) -> torch.Tensor:
+def make_scheduler(config: TruePoseConfig | None = None) -> DDIMScheduler:
+    return DDIMScheduler(**scheduler_config(config))
+
+
+def ddim_alphas(steps: int, config: TruePoseConfig | None = None) -> torch.Tensor:
     """alphas_cumprod at each DDIM step of :func:`sample`, then at the point the last step lands.
 
     SD1.5's 35 steps visit timesteps 953, 925, ..., 1; the last step lands on
     ``final_alpha_cumprod``, which is timestep 0's (``set_alpha_to_one`` is False), not a
     clean latent. Other hosts build the same schedule from these ``steps + 1`` values.
     """
-    scheduler = make_scheduler()
+    scheduler = make_scheduler(config)
     scheduler.set_timesteps(steps)
     alphas = scheduler.alphas_cumprod[scheduler.timesteps.long()]
     return torch.cat([alphas, scheduler.final_alpha_cumprod.reshape(1)]).double()

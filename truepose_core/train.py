@@ -28,7 +28,7 @@ from .errors import ConfigError, DataError
 from .model import TruePoseModel
 from .parsing import get_label_set, selection_mask
 from .run_state import DEFAULT_KEEP
-from .sampling import SD15_SCHEDULER
+from .sampling import scheduler_config
 from .weights import load_strict, read_metadata, read_tensors
 
 
@@ -353,7 +353,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     if ema is not None:
         ema.to(device)
     ddpm_keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
-    scheduler = DDPMScheduler(**{k: SD15_SCHEDULER[k] for k in ddpm_keys})
+    scheduler = DDPMScheduler(**{k: scheduler_config(config)[k] for k in ddpm_keys})
     steps_per_epoch = max(1, len(dataset) // (cfg.batch_size * accelerator.num_processes))
     total = cfg.epochs * steps_per_epoch
     if cfg.max_steps:
