@@ -58,6 +58,10 @@ class TrainConfig:
     mixed_precision: str = "no"  # "no", "fp16", "bf16"
     gradient_checkpointing: bool = False
     ema_decay: float = 0.0  # 0: no EMA
+    #: Learning-rate factor of the fusion modules (HPFA and CAA). Their output projections
+    #: start at zero, so the TargetNet learns the pose long before it learns to read the
+    #: source; a factor above 1 lets the fusion catch up. 1 keeps one parameter group.
+    fusion_lr_scale: float = 1.0
     seed: int = 0
     num_workers: int = 0
     log_every: int = 10
@@ -176,6 +180,18 @@ def selection_masks(parsing: torch.Tensor, keypoints: torch.Tensor, label_set) -
 
     h, w = parsing.shape[-2:]
     return selection_mask(parsing, [keypoints_to_pose(kp, w, h) for kp in keypoints], label_set)
+
+
+def parameter_groups(model: TruePoseModel, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """One AdamW group, or two when the fusion modules get ``fusion_lr_scale`` x the lr."""
+    if cfg.fusion_lr_scale == 1.0:
+        return [{"params": list(model.parameters())}]
+    fusion = {id(p) for p in model.fusion.parameters()}
+    rest = [p for p in model.parameters() if id(p) not in fusion]
+    return [
+        {"params": rest},
+        {"params": list(model.fusion.parameters()), "lr": cfg.lr * cfg.fusion_lr_scale},
+    ]
 
 
 class TrainingStep(nn.Module):
@@ -325,7 +341,9 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
         model.target_unet.enable_gradient_checkpointing()
         if model.source_unet is not None:
             model.source_unet.enable_gradient_checkpointing()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
     ema = None
     if cfg.ema_decay > 0:
         from diffusers.training_utils import EMAModel
