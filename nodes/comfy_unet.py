@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ..truepose_core.errors import CheckpointError
+from ..truepose_core.sampling import SD15_SCHEDULER
 
 #: ComfyUI's SD1.5 UNet hard-codes 32 groups in every GroupNorm.
 COMFY_GROUP_NORM_GROUPS = 32
@@ -115,11 +116,15 @@ def build_comfy_unet(
     latent_scale: float,
     what: str,
     latent_rgb: tuple[torch.Tensor, torch.Tensor] | None = None,
+    beta_end: float = SD15_SCHEDULER["beta_end"],
 ):
     """A ComfyUI ModelPatcher around an SD1.5-layout model carrying diffusers weights.
 
     A UNet for a VAE with other than SD's 4 latent channels (the PatchVAE) gets a latent
     format with its channel count, and ``latent_rgb`` (factors, bias) for the previews.
+    ``beta_end`` is the end of the model's noise schedule (SD1.5's "scaled_linear"
+    otherwise), so that every ComfyUI sampler and scheduler uses the schedule it was
+    trained with.
     """
     import comfy.model_management as mm
     import comfy.model_patcher
@@ -132,6 +137,12 @@ def build_comfy_unet(
     model_config.unet_config["num_heads"] = heads
     model_config.unet_config["num_head_channels"] = -1
     model_config.latent_format.scale_factor = float(latent_scale)
+    # ComfyUI's "linear" schedule is diffusers' "scaled_linear"; only its end may differ.
+    model_config.sampling_settings = {
+        **model_config.sampling_settings,
+        "linear_start": SD15_SCHEDULER["beta_start"],
+        "linear_end": float(beta_end),
+    }
     channels = int(diffusers_config.get("in_channels", 4))
     if channels != model_config.latent_format.latent_channels:
         fmt = model_config.latent_format

@@ -89,13 +89,23 @@ def handle_from_loaded(loaded: LoadedTruePose, name: str) -> tuple[Any, TruePose
     latent_rgb = None
     if loaded.vae is not None and hasattr(loaded.vae, "latent_rgb"):
         latent_rgb = loaded.vae.latent_rgb()
+    beta_end = loaded.config.beta_end
     target = build_comfy_unet(
-        loaded.unet_config, states.pop("target_unet"), scale, f"{name} (TargetNet)", latent_rgb
+        loaded.unet_config,
+        states.pop("target_unet"),
+        scale,
+        f"{name} (TargetNet)",
+        latent_rgb,
+        beta_end=beta_end,
     )
     source = None
     if "source_unet" in states:
         source = build_comfy_unet(
-            loaded.unet_config, states.pop("source_unet"), scale, f"{name} (SourceNet)"
+            loaded.unet_config,
+            states.pop("source_unet"),
+            scale,
+            f"{name} (SourceNet)",
+            beta_end=beta_end,
         )
     # What remains of the TruePose model is fusion, PoseEncoder and context projection.
     load_device, offload = mm.get_torch_device(), mm.unet_offload_device()

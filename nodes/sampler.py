@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from comfy_api.latest import io
 
-from ..truepose_core.config import SamplingConfig
+from ..truepose_core.config import SamplingConfig, TruePoseConfig
 from ..truepose_core.errors import BatchError, ConfigError, ImageError
 from ..truepose_core.sampling import ddim_alphas
 from . import runtime
@@ -29,16 +29,17 @@ def _scheduler_names() -> list[str]:
     return [PAPER_SCHEDULER, *comfy.samplers.KSampler.SCHEDULERS]
 
 
-def paper_sigmas(steps: int, denoise: float) -> torch.Tensor:
+def paper_sigmas(steps: int, denoise: float, config: TruePoseConfig | None = None) -> torch.Tensor:
     """ComfyUI sigmas of the diffusers path's DDIM: sigma = sqrt((1 - a) / a) per step.
 
     They end at timestep 0's sigma, where DDIM's last step lands, not at 0. With ``denoise``
     below 1 the last ``steps`` steps of a ``steps / denoise`` schedule run, as ComfyUI does.
+    ``config`` gives the model's noise schedule (SD1.5's without one).
     """
     if denoise <= 0:
         return torch.zeros(0)
     total = steps if denoise > 0.9999 else int(steps / denoise)
-    alphas = ddim_alphas(total)[-(steps + 1) :]
+    alphas = ddim_alphas(total, config)[-(steps + 1) :]
     return ((1 - alphas) / alphas).sqrt().float()
 
 
@@ -143,7 +144,7 @@ def true_sample(
         preview(step, x0, x, total_steps)
 
     if scheduler == PAPER_SCHEDULER:
-        sigmas = paper_sigmas(steps, denoise)
+        sigmas = paper_sigmas(steps, denoise, handle.config)
         if len(sigmas) < 2:
             samples = latent_image.clone()
         else:

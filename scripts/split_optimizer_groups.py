@@ -17,7 +17,8 @@ import torch
 
 
 def main() -> None:
-    from truepose_core.train import TrainConfig, build_model, parameter_groups
+    from truepose_core import atomic
+    from truepose_core.train import TrainConfig, build_model, split_optimizer_state
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, help="the run's config (fusion_lr_scale != 1)")
@@ -27,29 +28,17 @@ def main() -> None:
     model = build_model(cfg)
     state_dir = Path(args.state)
     old = torch.load(state_dir / "optimizer.pt", map_location="cpu", weights_only=True)
-    if len(old["param_groups"]) != 1:
-        raise SystemExit(f"{state_dir}: optimizer has {len(old['param_groups'])} groups already")
-    position = {id(p): i for i, p in enumerate(model.parameters())}
-    groups = parameter_groups(model, cfg)
-    new_state, new_groups, index = {}, [], 0
-    for group in groups:
-        ids = []
-        for p in group["params"]:
-            if position[id(p)] in old["state"]:
-                new_state[index] = old["state"][position[id(p)]]
-            ids.append(index)
-            index += 1
-        settings = {k: v for k, v in old["param_groups"][0].items() if k != "params"}
-        settings["lr"] = group.get("lr", cfg.lr)
-        new_groups.append({**settings, "params": ids})
-    torch.save({"state": new_state, "param_groups": new_groups}, state_dir / "optimizer.pt")
+    new = split_optimizer_state(old, model, cfg)
+    # Each file is replaced in one rename; a kill between the two leaves a record that no
+    # longer matches, which resume reports as a damaged state rather than loading it.
+    with atomic.atomic_file(state_dir / "optimizer.pt") as tmp:
+        torch.save(new, tmp)
     record_path = state_dir / "trainer.json"
     record = json.loads(record_path.read_text())
     record["files"]["optimizer.pt"] = (state_dir / "optimizer.pt").stat().st_size
-    record_path.write_text(json.dumps(record))
-    print(
-        f"{state_dir}: {len(new_state)} parameter states in groups of {[len(g['params']) for g in new_groups]}"
-    )
+    atomic.write_text(record_path, json.dumps(record))
+    sizes = [len(g["params"]) for g in new["param_groups"]]
+    print(f"{state_dir}: {len(new['state'])} parameter states in groups of {sizes}")
 
 
 if __name__ == "__main__":

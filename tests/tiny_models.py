@@ -70,9 +70,9 @@ def tiny_pipeline(seed: int = 0, **config_changes) -> TruePosePipeline:
     return TruePosePipeline(model, vae, clip)
 
 
-def save_tiny_checkpoint(path, seed: int = 0):
+def save_tiny_checkpoint(path, seed: int = 0, **config_changes):
     """A tiny TruePose with trained-looking (non-zero) fusion, embedded tiny VAE and CLIP."""
-    model = tiny_model(seed)
+    model = tiny_model(seed, **config_changes)
     randomize_zero_layers(model)
     torch.manual_seed(seed)
     vae = AutoencoderKL.from_config(tiny_vae_config()).eval()

@@ -44,6 +44,15 @@ def make_scheduler(config: TruePoseConfig | None = None) -> DDIMScheduler:
     return DDIMScheduler(**scheduler_config(config))
 
 
+def training_scheduler(config: TruePoseConfig | None = None):
+    """The DDPM noise schedule training adds noise with: the same betas as the sampler's."""
+    from diffusers import DDPMScheduler
+
+    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
+    settings = scheduler_config(config)
+    return DDPMScheduler(**{k: settings[k] for k in keys})
+
+
 def ddim_alphas(steps: int, config: TruePoseConfig | None = None) -> torch.Tensor:
     """alphas_cumprod at each DDIM step of :func:`sample`, then at the point the last step lands.
 
@@ -127,7 +136,7 @@ def sample(
     """
     param = next(model.parameters())
     device, dtype = param.device, param.dtype
-    scheduler = make_scheduler()
+    scheduler = make_scheduler(model.config)
     scheduler.set_timesteps(settings.steps, device=device)
     if generator is None:
         generator = torch.Generator("cpu").manual_seed(settings.seed)

@@ -28,7 +28,7 @@ from .errors import ConfigError, DataError
 from .model import TruePoseModel
 from .parsing import get_label_set, selection_mask
 from .run_state import DEFAULT_KEEP
-from .sampling import scheduler_config
+from .sampling import training_scheduler
 from .weights import load_strict, read_metadata, read_tensors
 
 
@@ -194,6 +194,30 @@ def parameter_groups(model: TruePoseModel, cfg: TrainConfig) -> list[dict[str, A
     ]
 
 
+def split_optimizer_state(
+    old: dict[str, Any], model: TruePoseModel, cfg: TrainConfig
+) -> dict[str, Any]:
+    """A one-group AdamW state dict moved to the groups of :func:`parameter_groups`.
+
+    Each parameter's moments go to its index in the new layout, so a run continued with a
+    ``fusion_lr_scale`` keeps them; the groups take ``cfg``'s learning rates.
+    """
+    if len(old["param_groups"]) != 1:
+        raise ConfigError(f"optimizer state has {len(old['param_groups'])} groups, expected 1")
+    position = {id(p): i for i, p in enumerate(model.parameters())}
+    settings = {k: v for k, v in old["param_groups"][0].items() if k != "params"}
+    state, groups, index = {}, [], 0
+    for group in parameter_groups(model, cfg):
+        ids = []
+        for p in group["params"]:
+            if position[id(p)] in old["state"]:
+                state[index] = old["state"][position[id(p)]]
+            ids.append(index)
+            index += 1
+        groups.append({**settings, "lr": group.get("lr", cfg.lr), "params": ids})
+    return {"state": state, "param_groups": groups}
+
+
 class TrainingStep(nn.Module):
     """forward() = one noise prediction, so DDP sees every trainable module in one call."""
 
@@ -313,7 +337,6 @@ def _is_loss_row(cells: list[str]) -> bool:
 def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Path:
     """Run (or resume) training; returns the path of the final checkpoint."""
     from accelerate import Accelerator, DistributedDataParallelKwargs
-    from diffusers import DDPMScheduler
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
@@ -370,8 +393,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     clip.to(device)
     if ema is not None:
         ema.to(device)
-    ddpm_keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule")
-    scheduler = DDPMScheduler(**{k: scheduler_config(config)[k] for k in ddpm_keys})
+    scheduler = training_scheduler(config)
     steps_per_epoch = max(1, len(dataset) // (cfg.batch_size * accelerator.num_processes))
     total = cfg.epochs * steps_per_epoch
     if cfg.max_steps:
