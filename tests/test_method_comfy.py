@@ -17,11 +17,12 @@ from tests.tiny_models import (
     STANDING_X,
     person_parsing,
     randomize_zero_layers,
+    save_tiny_checkpoint,
     tiny_model,
 )
 from truepose_core.checkpoint import save_truepose
 from truepose_core.clip_regions import build_clip_vision
-from truepose_core.config import SamplingConfig
+from truepose_core.config import SamplingConfig, TruePoseConfig
 from truepose_core.pipeline import TruePosePipeline
 from truepose_core.presets import tiny_vae_config
 from truepose_core.sampling import make_scheduler
@@ -168,7 +169,29 @@ def test_default_schedule_keeps_the_reference_outside_the_noise_mask(comfy, load
     assert not torch.allclose(out["samples"][..., : H // 16, :], reference[..., : H // 16, :])
 
 
-def test_node_graph_gives_the_pipelines_final_latent(comfy, checkpoint):
+@pytest.fixture(scope="module")
+def late_checkpoint(comfy):
+    """A tiny checkpoint whose noise schedule ends at beta 0.025, not SD1.5's 0.012."""
+    path = comfy.models_dir / "truepose" / "tiny-beta-end-0025.safetensors"
+    if not path.exists():
+        save_tiny_checkpoint(path, beta_end=0.025)
+    return path
+
+
+def test_loaded_model_samples_on_the_checkpoints_noise_schedule(comfy, late_checkpoint):
+    """Every ComfyUI scheduler reads model_sampling: it must hold the checkpoint's betas."""
+    model = comfy.node_class("TruePose_LoadTruePose").execute(late_checkpoint.name).result[0]
+    alphas = make_scheduler(TruePoseConfig(beta_end=0.025)).alphas_cumprod
+    sigmas = model.get_model_object("model_sampling").sigmas.double()
+    torch.testing.assert_close(sigmas, ((1 - alphas) / alphas).sqrt().double(), rtol=1e-4, atol=0)
+    sd15 = make_scheduler().alphas_cumprod
+    assert float(sigmas[-1]) > 2 * float(((1 - sd15[-1]) / sd15[-1]).sqrt())
+
+
+@pytest.mark.parametrize("which", ["checkpoint", "late_checkpoint"])
+def test_node_graph_gives_the_pipelines_final_latent(comfy, which, request):
+    """Also for a checkpoint with its own noise schedule (the paper schedule follows it)."""
+    checkpoint = request.getfixturevalue(which)
     seed = 11
     run = comfy.run_prompt(_graph(checkpoint.name, comfy, seed))
     assert run.success, run.error

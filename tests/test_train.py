@@ -176,3 +176,39 @@ def test_a_tiny_run_beats_copying_the_source_on_its_training_pair(tmp_path):
     model = image_metrics(generated.permute(0, 2, 3, 1), truth)
     copy = image_metrics(batch["sources"].permute(0, 2, 3, 1), truth)
     assert model["ssim"] > copy["ssim"], (model, copy)
+
+
+def test_fusion_lr_scale_gives_the_fusion_modules_their_own_group(tmp_path, vae_file):
+    from truepose_core.train import build_model, parameter_groups
+
+    cfg = _config(tmp_path, vae_file)
+    model = build_model(cfg)
+    (one,) = parameter_groups(model, cfg)
+    assert len(one["params"]) == len(list(model.parameters()))
+    scaled = dataclasses.replace(cfg, fusion_lr_scale=5.0)
+    rest, fusion = parameter_groups(model, scaled)
+    assert fusion["lr"] == pytest.approx(5 * cfg.lr) and "lr" not in rest
+    assert {id(p) for p in fusion["params"]} == {id(p) for p in model.fusion.parameters()}
+    everything = [id(p) for p in rest["params"] + fusion["params"]]
+    assert sorted(everything) == sorted(id(p) for p in model.parameters())
+
+
+def test_split_optimizer_state_keeps_each_parameters_moments(tmp_path, vae_file):
+    from truepose_core.train import build_model, parameter_groups, split_optimizer_state
+
+    cfg = _config(tmp_path, vae_file)
+    model = build_model(cfg)
+    old = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    g = torch.Generator().manual_seed(0)
+    for p in model.parameters():
+        p.grad = torch.randn(p.shape, generator=g)
+    old.step()
+    scaled = dataclasses.replace(cfg, fusion_lr_scale=5.0)
+    new = torch.optim.AdamW(parameter_groups(model, scaled), lr=cfg.lr)
+    new.load_state_dict(split_optimizer_state(old.state_dict(), model, scaled))
+    assert [group["lr"] for group in new.param_groups] == [cfg.lr, 5 * cfg.lr]
+    for p in model.parameters():
+        torch.testing.assert_close(new.state[p]["exp_avg"], old.state[p]["exp_avg"])
+        torch.testing.assert_close(new.state[p]["exp_avg_sq"], old.state[p]["exp_avg_sq"])
+    with pytest.raises(ConfigError, match="groups"):
+        split_optimizer_state(new.state_dict(), model, scaled)
