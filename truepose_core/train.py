@@ -62,6 +62,11 @@ class TrainConfig:
     #: start at zero, so the TargetNet learns the pose long before it learns to read the
     #: source; a factor above 1 lets the fusion catch up. 1 keeps one parameter group.
     fusion_lr_scale: float = 1.0
+    #: Standard deviation of a per-image, per-channel constant added to the training noise
+    #: ("offset noise", diffusers' ``noise_offset``; 0: none). A small latent shows its mean
+    #: colour through the noise of the first sampling steps; the offset hides it, so that the
+    #: model learns to take the colours from the source instead of from the starting noise.
+    noise_offset: float = 0.0
     seed: int = 0
     num_workers: int = 0
     log_every: int = 10
@@ -504,6 +509,9 @@ def training_loss(runner, batch, vae, clip, scheduler, config, label_set, cfg, s
     noise, timesteps, keep = step_randomness(
         g_noise, z_t.shape, scheduler.config.num_train_timesteps, config.condition_drop
     )
+    if cfg.noise_offset:
+        g_offset = step_generator(cfg.seed, step, 1)
+        noise = noise + cfg.noise_offset * torch.randn(*noise.shape[:2], 1, 1, generator=g_offset)
     noise, timesteps, keep = noise.to(device, z_t.dtype), timesteps.to(device), keep.to(device)
     noisy = scheduler.add_noise(z_t, noise, timesteps)
     skeletons = batch["target_skeleton"].to(device)
