@@ -212,3 +212,22 @@ def test_split_optimizer_state_keeps_each_parameters_moments(tmp_path, vae_file)
         torch.testing.assert_close(new.state[p]["exp_avg_sq"], old.state[p]["exp_avg_sq"])
     with pytest.raises(ConfigError, match="groups"):
         split_optimizer_state(new.state_dict(), model, scaled)
+
+
+def test_noise_offset_adds_one_constant_per_image_and_channel(tmp_path, vae_file):
+    from truepose_core.train import training_randomness
+
+    shape = torch.Size([64, 8, 16, 11])
+    plain_cfg = _config(tmp_path, vae_file)
+    offset_cfg = dataclasses.replace(plain_cfg, noise_offset=0.25)
+    plain = training_randomness(plain_cfg, 7, shape, 1000, 0.3)
+    offset = training_randomness(offset_cfg, 7, shape, 1000, 0.3)
+    again = training_randomness(offset_cfg, 7, shape, 1000, 0.3)
+    for a, b in zip(offset, again, strict=True):  # a pure function of the step
+        assert torch.equal(a, b)
+    assert torch.equal(plain[1], offset[1]) and torch.equal(plain[2], offset[2])
+    added = offset[0] - plain[0]
+    torch.testing.assert_close(added, added[..., :1, :1].expand_as(added))  # constant over h, w
+    assert 0.2 < float(added[..., 0, 0].std()) < 0.3
+    assert not torch.equal(added[:, 0], added[:, 1])  # its own value per channel
+    assert torch.equal(plain[0], training_randomness(plain_cfg, 7, shape, 1000, 0.3)[0])

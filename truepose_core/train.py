@@ -252,6 +252,24 @@ def step_randomness(
     return noise, timesteps, keep
 
 
+def training_randomness(
+    cfg: TrainConfig, step: int, latent_shape: torch.Size, num_timesteps: int, drop_rate: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`step_randomness` of a training step, plus ``cfg.noise_offset`` if set.
+
+    The offset (one value per image and latent channel, spread over the whole latent) has its
+    own generator, so the rest is the same with and without it.
+    """
+    noise, timesteps, keep = step_randomness(
+        step_generator(cfg.seed, step, 0), latent_shape, num_timesteps, drop_rate
+    )
+    if cfg.noise_offset:
+        g_offset = step_generator(cfg.seed, step, 1)
+        offset = torch.randn(*latent_shape[:2], 1, 1, generator=g_offset)
+        noise = noise + cfg.noise_offset * offset
+    return noise, timesteps, keep
+
+
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 7919 + epoch)).tolist()
 
@@ -496,7 +514,6 @@ def _torch_load(path: Path) -> Any:
 
 def training_loss(runner, batch, vae, clip, scheduler, config, label_set, cfg, step, device):
     """MSE of eq. 2/10 for one batch, with joint condition dropout (METHOD.md Training)."""
-    g_noise = step_generator(cfg.seed, step, 0)
     source = batch["source_image"].to(device)
     target = batch["target_image"].to(device)
     parsing = batch["source_parsing"].to(device)
@@ -506,12 +523,9 @@ def training_loss(runner, batch, vae, clip, scheduler, config, label_set, cfg, s
         z_t = vae.encode(target.to(vae_dtype)).latent_dist.mean * config.latent_scale
         regions: RegionEmbeddings = clip((source + 1) / 2, parsing, label_set)
         masks = selection_masks(batch["source_parsing"], batch["target_keypoints"], label_set)
-    noise, timesteps, keep = step_randomness(
-        g_noise, z_t.shape, scheduler.config.num_train_timesteps, config.condition_drop
+    noise, timesteps, keep = training_randomness(
+        cfg, step, z_t.shape, scheduler.config.num_train_timesteps, config.condition_drop
     )
-    if cfg.noise_offset:
-        g_offset = step_generator(cfg.seed, step, 1)
-        noise = noise + cfg.noise_offset * torch.randn(*noise.shape[:2], 1, 1, generator=g_offset)
     noise, timesteps, keep = noise.to(device, z_t.dtype), timesteps.to(device), keep.to(device)
     noisy = scheduler.add_noise(z_t, noise, timesteps)
     skeletons = batch["target_skeleton"].to(device)
