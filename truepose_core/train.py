@@ -67,6 +67,10 @@ class TrainConfig:
     #: colour through the noise of the first sampling steps; the offset hides it, so that the
     #: model learns to take the colours from the source instead of from the starting noise.
     noise_offset: float = 0.0
+    #: Grids of the offset: 1 is the constant above; g adds a g x g grid of such values,
+    #: bilinearly spread over the latent, which hides the colours of larger regions (a
+    #: garment) as 1 hides the mean. Each grid adds ``noise_offset`` of standard deviation.
+    noise_offset_grids: tuple[int, ...] = (1,)
     seed: int = 0
     num_workers: int = 0
     log_every: int = 10
@@ -265,7 +269,13 @@ def training_randomness(
     )
     if cfg.noise_offset:
         g_offset = step_generator(cfg.seed, step, 1)
-        offset = torch.randn(*latent_shape[:2], 1, 1, generator=g_offset)
+        b, c, h, w = latent_shape
+        offset = torch.zeros(b, c, 1, 1)
+        for grid in cfg.noise_offset_grids:
+            cells = torch.randn(b, c, grid, grid, generator=g_offset)
+            if grid > 1:
+                cells = F.interpolate(cells, size=(h, w), mode="bilinear")
+            offset = offset + cells
         noise = noise + cfg.noise_offset * offset
     return noise, timesteps, keep
 
