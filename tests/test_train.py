@@ -231,3 +231,19 @@ def test_noise_offset_adds_one_constant_per_image_and_channel(tmp_path, vae_file
     assert 0.2 < float(added[..., 0, 0].std()) < 0.3
     assert not torch.equal(added[:, 0], added[:, 1])  # its own value per channel
     assert torch.equal(plain[0], training_randomness(plain_cfg, 7, shape, 1000, 0.3)[0])
+
+
+def test_offset_grids_add_coarse_smooth_noise(tmp_path, vae_file):
+    from truepose_core.train import training_randomness
+
+    shape = torch.Size([64, 8, 16, 11])
+    cfg = dataclasses.replace(_config(tmp_path, vae_file), noise_offset=0.25)
+    plain = training_randomness(cfg, 3, shape, 1000, 0.3)[0]
+    grids = dataclasses.replace(cfg, noise_offset_grids=(1, 4))
+    added = training_randomness(grids, 3, shape, 1000, 0.3)[0] - plain
+    assert torch.equal(training_randomness(grids, 3, shape, 1000, 0.3)[0] - plain, added)
+    # Not one constant: it varies over the latent, but smoothly (coarse cells, not pixels).
+    spatial = added - added.mean((2, 3), keepdim=True)
+    assert float(spatial.std()) > 0.05
+    step = (added[..., 1:, :] - added[..., :-1, :]).abs().mean()
+    assert float(step) < 0.5 * float(spatial.abs().mean())  # white noise: about 1.1
