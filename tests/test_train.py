@@ -247,3 +247,14 @@ def test_offset_grids_add_coarse_smooth_noise(tmp_path, vae_file):
     assert float(spatial.std()) > 0.05
     step = (added[..., 1:, :] - added[..., :-1, :]).abs().mean()
     assert float(step) < 0.5 * float(spatial.abs().mean())  # white noise: about 1.1
+
+
+def test_bad_offset_and_fusion_lr_settings_are_refused():
+    for bad in (
+        {"fusion_lr_scale": 0.0},
+        {"noise_offset": -0.1},
+        {"noise_offset_grids": [0]},
+        {"noise_offset_grids": []},
+    ):
+        with pytest.raises(ConfigError, match="train config"):
+            TrainConfig.from_dict(bad)

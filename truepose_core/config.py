@@ -66,6 +66,7 @@ class TruePoseConfig:
     #: End of the noise schedule's betas (SD1.5's "scaled_linear" from 0.00085 to 0.012). A
     #: model trained from scratch on small latents may raise it so that the last timesteps
     #: leave no trace of the image's colours in the noise; training and every sampler use it.
+    #: (With noise prediction, 0.025 made the SynthFashion model's samples diverge: README.)
     beta_end: float = 0.012
     #: VAE latent scaling (SD1.5: 0.18215) and downsampling factor.
     latent_scale: float = 0.18215

@@ -82,6 +82,19 @@ class TrainConfig:
     #: Precision of the saved checkpoints' tensors ("" keeps float32; "float16" halves them).
     checkpoint_dtype: str = ""
 
+    def __post_init__(self) -> None:
+        if not self.fusion_lr_scale > 0 or self.noise_offset < 0:
+            raise ConfigError(
+                f"train config: fusion_lr_scale must be > 0 and noise_offset >= 0, got "
+                f"{self.fusion_lr_scale} and {self.noise_offset}"
+            )
+        grids = self.noise_offset_grids
+        if not grids or any(isinstance(g, bool) or not isinstance(g, int) or g < 1 for g in grids):
+            raise ConfigError(
+                f"train config: noise_offset_grids must be whole numbers >= 1, got {grids!r}"
+            )
+        object.__setattr__(self, "noise_offset_grids", tuple(grids))
+
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
         path = Path(path)
@@ -261,8 +274,9 @@ def training_randomness(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`step_randomness` of a training step, plus ``cfg.noise_offset`` if set.
 
-    The offset (one value per image and latent channel, spread over the whole latent) has its
-    own generator, so the rest is the same with and without it.
+    The offset (per image and latent channel: one value, plus a grid of values for each of
+    ``noise_offset_grids`` above 1) has its own generator, so the rest is the same with and
+    without it.
     """
     noise, timesteps, keep = step_randomness(
         step_generator(cfg.seed, step, 0), latent_shape, num_timesteps, drop_rate
