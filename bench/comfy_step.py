@@ -33,7 +33,7 @@ from bench.common import isolated, machine, table, timed
 
 SD15_RESOLUTIONS = ((256, 176), (512, 352))
 SMALL_RESOLUTIONS = ((128, 88), (256, 176))
-#: The small SynthFashion model's UNet (configs/synthfashion-small.toml).
+#: The first small SynthFashion model's UNet (configs/synthfashion-small.toml).
 SMALL_UNET_CHANNELS = (32, 64, 128)
 # A standing person in the 256x176 DeepFashion frame (y first, -1 = missing).
 STANDING_Y = "[40, 70, 70, 110, 150, 70, 110, 150, 160, 210, 250, 160, 210, 250, 36, 36, 40, 40]"

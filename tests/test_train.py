@@ -258,3 +258,27 @@ def test_bad_offset_and_fusion_lr_settings_are_refused():
     ):
         with pytest.raises(ConfigError, match="train config"):
             TrainConfig.from_dict(bad)
+
+
+def test_split_script_lets_a_run_continue_with_a_fusion_lr(tmp_path, vae_file):
+    """scripts/split_optimizer_groups.py on a real state; the run then resumes from it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    cfg = _config(tmp_path, vae_file, max_steps=2, save_every=2)
+    train(cfg, progress=False)
+    scaled = dataclasses.replace(cfg, fusion_lr_scale=3.0, max_steps=3)
+    config_file = tmp_path / "scaled.json"
+    config_file.write_text(json.dumps(dataclasses.asdict(scaled)))
+    state = tmp_path / "run" / "state-2"
+    script = repo / "scripts" / "split_optimizer_groups.py"
+    env = {**__import__("os").environ, "PYTHONPATH": str(repo)}
+    args = [sys.executable, str(script), "--config", str(config_file), "--state", str(state)]
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    groups = torch.load(state / "optimizer.pt", weights_only=True)["param_groups"]
+    assert [g["lr"] for g in groups] == [cfg.lr, 3 * cfg.lr]
+    train(scaled, progress=False)  # resumes at step 2 with two groups
+    assert len(_losses(tmp_path / "run")) == 3

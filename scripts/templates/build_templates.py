@@ -531,9 +531,10 @@ def _generate(
 
 HONEST_MODEL = (
     f"The checkpoint is the pack's small model ({SMALL_MODEL}, shipped inside the pack: "
-    "nothing to download). It was trained for 20 CPU-minutes on procedural SynthFashion "
-    "figures at 88x128, so it gives blurry figures that follow the pose; no full-size "
-    "TruePose weights are published yet."
+    "nothing to download). It was trained for about 3.3 CPU-hours on procedural SynthFashion "
+    "figures at 88x128: it draws the target pose on the source's background, mostly in the "
+    "source's clothing colours, but no patterns and no faces; no full-size TruePose weights "
+    "are published yet."
 )
 
 
