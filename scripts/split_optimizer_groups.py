@@ -10,14 +10,13 @@ folder's record is rewritten with the new file's size, so resume accepts it.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
 
 def main() -> None:
-    from truepose_core import atomic
+    from truepose_core import run_state
     from truepose_core.train import TrainConfig, build_model, split_optimizer_state
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -27,16 +26,11 @@ def main() -> None:
     cfg = TrainConfig.from_file(args.config)
     model = build_model(cfg)
     state_dir = Path(args.state)
-    old = torch.load(state_dir / "optimizer.pt", map_location="cpu", weights_only=True)
+    old = run_state.load_file(
+        state_dir, "optimizer.pt", lambda p: torch.load(p, map_location="cpu", weights_only=True)
+    )
     new = split_optimizer_state(old, model, cfg)
-    # Each file is replaced in one rename; a kill between the two leaves a record that no
-    # longer matches, which resume reports as a damaged state rather than loading it.
-    with atomic.atomic_file(state_dir / "optimizer.pt") as tmp:
-        torch.save(new, tmp)
-    record_path = state_dir / "trainer.json"
-    record = json.loads(record_path.read_text())
-    record["files"]["optimizer.pt"] = (state_dir / "optimizer.pt").stat().st_size
-    atomic.write_text(record_path, json.dumps(record))
+    run_state.replace_file(state_dir, "optimizer.pt", lambda tmp: torch.save(new, tmp))
     sizes = [len(g["params"]) for g in new["param_groups"]]
     print(f"{state_dir}: {len(new['state'])} parameter states in groups of {sizes}")
 

@@ -102,3 +102,12 @@ def test_a_state_that_does_not_load_is_a_checkpoint_error(tmp_path):
     (state / "trainer.json").write_text('{"step": ')  # edited by hand
     with pytest.raises(CheckpointError, match="state-7/trainer.json: unreadable record"):
         run_state.read_record(state)
+
+
+def test_replacing_a_file_of_a_state_keeps_its_record_true(tmp_path):
+    run_state.save_state(tmp_path, 3, _payload, keep=1)
+    state = tmp_path / "state-3"
+    run_state.replace_file(state, "optimizer.pt", lambda tmp: tmp.write_bytes(b"x" * 123))
+    record = run_state.read_record(state)  # sizes checked: the new one is recorded
+    assert record["files"]["optimizer.pt"] == 123 and record["step"] == 3
+    assert not list(state.glob(".*.tmp"))

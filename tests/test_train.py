@@ -262,6 +262,7 @@ def test_bad_offset_and_fusion_lr_settings_are_refused():
 
 def test_split_script_lets_a_run_continue_with_a_fusion_lr(tmp_path, vae_file):
     """scripts/split_optimizer_groups.py on a real state; the run then resumes from it."""
+    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -274,7 +275,7 @@ def test_split_script_lets_a_run_continue_with_a_fusion_lr(tmp_path, vae_file):
     config_file.write_text(json.dumps(dataclasses.asdict(scaled)))
     state = tmp_path / "run" / "state-2"
     script = repo / "scripts" / "split_optimizer_groups.py"
-    env = {**__import__("os").environ, "PYTHONPATH": str(repo)}
+    env = {**os.environ, "PYTHONPATH": str(repo)}
     args = [sys.executable, str(script), "--config", str(config_file), "--state", str(state)]
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_dir, remove
+from .atomic import atomic_dir, atomic_file, remove, write_text
 from .errors import CheckpointError
 
 RECORD = "trainer.json"
@@ -120,6 +120,19 @@ def load_weights(state: Path, name: str, module: Any) -> None:
             f"{state / name}: does not fit the model of this configuration ({first}); resume "
             "with the configuration it was saved with, or start over with --no-resume"
         ) from exc
+
+
+def replace_file(state: Path, name: str, write: Callable[[Path], None]) -> None:
+    """Replace one file of a complete state (``write(tmp)`` writes it) and update its record.
+
+    Each is replaced in one rename; a kill between the two leaves a record that no longer
+    matches, which :func:`read_record` reports as a damaged state rather than loading it.
+    """
+    record = read_record(state)
+    with atomic_file(state / name) as tmp:
+        write(tmp)
+    record["files"][name] = (state / name).stat().st_size
+    write_text(state / RECORD, json.dumps(record, sort_keys=True))
 
 
 def save_state(
