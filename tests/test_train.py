@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import json
 import logging
+import math
 
 import pytest
 import torch
@@ -60,12 +61,20 @@ def test_overfits_one_batch(tmp_path, vae_file):
     assert loaded.config.resolution == (64, 40)
 
 
-def test_resume_takes_the_same_next_step(tmp_path, vae_file):
-    straight = _config(tmp_path / "a", vae_file, max_steps=4, train_pairs=6)
+DECAY = {"lr_decay_start": 1, "lr_decay_steps": 2, "lr_final_scale": 0.1}
+
+
+@pytest.mark.parametrize("decay", [{}, DECAY], ids=["constant-lr", "lr-decay"])
+def test_resume_takes_the_same_next_step(tmp_path, vae_file, decay):
+    straight = _config(tmp_path / "a", vae_file, max_steps=4, train_pairs=6, **decay)
     train(straight, progress=False)
-    first_half = _config(tmp_path / "b", vae_file, max_steps=2, train_pairs=6, save_every=2)
+    first_half = _config(
+        tmp_path / "b", vae_file, max_steps=2, train_pairs=6, save_every=2, **decay
+    )
     train(first_half, progress=False)
-    second_half = _config(tmp_path / "b", vae_file, max_steps=4, train_pairs=6, save_every=2)
+    second_half = _config(
+        tmp_path / "b", vae_file, max_steps=4, train_pairs=6, save_every=2, **decay
+    )
     train(second_half, progress=False)
     a = load_file(str(tmp_path / "a" / "run" / "state-4" / "model.safetensors"))
     b = load_file(str(tmp_path / "b" / "run" / "state-4" / "model.safetensors"))
@@ -249,8 +258,34 @@ def test_offset_grids_add_coarse_smooth_noise(tmp_path, vae_file):
     assert float(step) < 0.5 * float(spatial.abs().mean())  # white noise: about 1.1
 
 
+def test_lr_decay_is_a_cosine_from_its_start_to_the_final_scale():
+    from truepose_core.train import learning_rates, lr_factor
+
+    cfg = TrainConfig(lr=1e-3, lr_decay_start=100, lr_decay_steps=200, lr_final_scale=0.1)
+    factors = [lr_factor(cfg, s) for s in (0, 100, 150, 200, 300, 5000)]
+    expected = [1.0, 1.0, 0.1 + 0.9 * (1 + math.cos(math.pi / 4)) / 2, 0.55, 0.1, 0.1]
+    assert factors == pytest.approx(expected)
+    assert lr_factor(TrainConfig(), 10**6) == 1.0
+    scaled = dataclasses.replace(cfg, fusion_lr_scale=3.0)
+    assert learning_rates(scaled, 200) == pytest.approx([0.55e-3, 1.65e-3])
+
+
+def test_training_steps_use_the_decayed_lr(tmp_path, vae_file):
+    """Each update's lr is in loss.csv, and the saved optimizer state ends at the final lr."""
+    cfg = _config(tmp_path, vae_file, max_steps=4, save_every=4, fusion_lr_scale=3.0, **DECAY)
+    train(cfg, progress=False)
+    with (tmp_path / "run" / "loss.csv").open() as f:
+        logged = [float(r["lr"]) for r in csv.DictReader(f)]
+    assert logged == pytest.approx([2e-3, 2e-3, 1.1e-3, 2e-4])
+    state = tmp_path / "run" / "state-4" / "optimizer.pt"
+    groups = torch.load(state, weights_only=True)["param_groups"]
+    assert [g["lr"] for g in groups] == pytest.approx([2e-4, 6e-4])
+
+
 def test_bad_offset_and_fusion_lr_settings_are_refused():
     for bad in (
+        {"lr_decay_steps": -1},
+        {"lr_final_scale": 1.5},
         {"fusion_lr_scale": 0.0},
         {"noise_offset": -0.1},
         {"noise_offset_grids": [0]},

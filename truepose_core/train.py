@@ -71,6 +71,13 @@ class TrainConfig:
     #: bilinearly spread over the latent, which hides the colours of larger regions (a
     #: garment) as 1 hides the mean. Each grid adds ``noise_offset`` of standard deviation.
     noise_offset_grids: tuple[int, ...] = (1,)
+    #: Cosine learning-rate decay over ``lr_decay_steps`` steps from step ``lr_decay_start``
+    #: down to ``lr_final_scale`` x the lr, then held there (0 steps: a constant lr). A pure
+    #: function of the step, so a resumed run follows the same curve, and a constant-lr run
+    #: can be continued with a decay that starts where it stopped.
+    lr_decay_steps: int = 0
+    lr_decay_start: int = 0
+    lr_final_scale: float = 0.0
     seed: int = 0
     num_workers: int = 0
     log_every: int = 10
@@ -94,6 +101,12 @@ class TrainConfig:
                 f"train config: noise_offset_grids must be whole numbers >= 1, got {grids!r}"
             )
         object.__setattr__(self, "noise_offset_grids", tuple(grids))
+        if self.lr_decay_steps < 0 or self.lr_decay_start < 0 or not 0 <= self.lr_final_scale <= 1:
+            raise ConfigError(
+                "train config: lr_decay_steps and lr_decay_start must be >= 0 and "
+                f"lr_final_scale in [0, 1], got {self.lr_decay_steps}, {self.lr_decay_start} "
+                f"and {self.lr_final_scale}"
+            )
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
@@ -214,6 +227,21 @@ def parameter_groups(model: TruePoseModel, cfg: TrainConfig) -> list[dict[str, A
         {"params": rest},
         {"params": list(model.fusion.parameters()), "lr": cfg.lr * cfg.fusion_lr_scale},
     ]
+
+
+def lr_factor(cfg: TrainConfig, step: int) -> float:
+    """The factor of every group's learning rate for the update that follows ``step``."""
+    if not cfg.lr_decay_steps:
+        return 1.0
+    done = min(max(step - cfg.lr_decay_start, 0), cfg.lr_decay_steps) / cfg.lr_decay_steps
+    final = cfg.lr_final_scale
+    return final + (1.0 - final) * 0.5 * (1.0 + math.cos(math.pi * done))
+
+
+def learning_rates(cfg: TrainConfig, step: int) -> list[float]:
+    """Each group's learning rate at ``step``, in the order of :func:`parameter_groups`."""
+    base = [cfg.lr] if cfg.fusion_lr_scale == 1.0 else [cfg.lr, cfg.lr * cfg.fusion_lr_scale]
+    return [lr * lr_factor(cfg, step) for lr in base]
 
 
 def split_optimizer_state(
@@ -507,6 +535,9 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
             accelerator.num_processes,
         )
         batch = collate([dataset[i] for i in idx])
+        lrs = learning_rates(cfg, step)
+        for group, lr in zip(optimizer.param_groups, lrs, strict=True):
+            group["lr"] = lr
         loss = training_loss(
             runner, batch, vae, clip, scheduler, config, label_set, cfg, step, device
         )
@@ -523,7 +554,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
             running.clear()
             bar.set_postfix(loss=f"{mean:.4f}")
             if log is not None:
-                log.append(step, mean, cfg.lr, time.monotonic() - started)
+                log.append(step, mean, lrs[0], time.monotonic() - started)
         if cfg.save_every and step % cfg.save_every == 0:
             save("latest")
     bar.close()
