@@ -6,11 +6,17 @@ For held-out pairs, noises the target's latent to a few timesteps (the model's o
 schedule) and prints the MSE of the clean-latent estimate with each pair's own source, with
 the next pair's source, and with no source (the unconditional branch). A model that reads
 its source scores clearly lower with its own than with another's.
+
+Then, for each fused layer, how peaked HPFA's source self-attention softmax(A') is (eq. 7
+before eq. 6's weights): its mean entropy over queries, heads and pairs, against the
+uniform attention's log N. Near log N, H' is close to the mean of the source's features
+there, so the TargetNet can read the source's overall colours but not where each one is.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 
 import torch
 
@@ -48,6 +54,28 @@ def main() -> None:
                 x0 = (noisy - (1 - a).sqrt() * eps) / a.sqrt()
                 errors.append(float((x0 - clean).pow(2).mean()))
             print(f"{t} | " + " | ".join(f"{e:.3f}" for e in errors))
+    print()
+    print("layer | keys N | softmax(A') entropy | log N | mean top probability")
+    for name, entropy, top, keys in attention_entropy(pipe.model, encoding):
+        print(f"{name} | {keys} | {entropy:.2f} | {math.log(keys):.2f} | {top:.3f}")
+
+
+@torch.no_grad()
+def attention_entropy(model, encoding) -> list[tuple[str, float, float, int]]:
+    """(layer, mean entropy, mean top probability, keys) of each HPFA source self-attention."""
+    from truepose_core.attention import reweighted_attention
+    from truepose_core.heads import split_heads
+
+    rows = []
+    for name, features in encoding.features.items():
+        hpfa = model.fusion[name].hpfa
+        q = split_heads(hpfa.source_q(features), hpfa.heads)
+        k = split_heads(hpfa.source_k(features), hpfa.heads)
+        every_key = torch.ones(features.shape[:2], dtype=torch.bool)
+        _, probs = reweighted_attention(q, k, k, every_key, reweight=False, return_probs=True)
+        entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
+        rows.append((name, float(entropy), float(probs.amax(-1).mean()), features.shape[1]))
+    return rows
 
 
 if __name__ == "__main__":

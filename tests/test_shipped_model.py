@@ -6,8 +6,11 @@ pairs (test split, data seed 5: used by no figure in the README), the demo's set
 The full quality table, beside the baselines, is ``scripts/quality.py``'s, not a test's.
 """
 
+import math
+
 import torch
 
+from truepose_core.checkpoint import load_truepose
 from truepose_core.cli import SHIPPED_MODEL
 from truepose_core.config import SamplingConfig
 from truepose_core.metrics.regions import summary_scores
@@ -52,7 +55,40 @@ def test_source_use_script_reports_the_shipped_models_dependence():
     env = {**os.environ, "PYTHONPATH": str(repo)}
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    rows = [line.split(" | ") for line in done.stdout.splitlines()[1:]]
+    estimates, attention = done.stdout.strip().split("\n\n")
+    rows = [line.split(" | ") for line in estimates.splitlines()[1:]]
     assert [int(r[0]) for r in rows] == [200, 500, 800, 950]
     own, other, _none = (float(x) for x in rows[2][1:])  # t = 800
     assert own < 0.7 * other, rows[2]
+    layers = [line.split(" | ") for line in attention.splitlines()[1:]]
+    assert [r[0] for r in layers] == list(load_truepose(SHIPPED_MODEL).model.fusion)
+    for _name, keys, entropy, log_n, top in layers:
+        assert 0 < float(entropy) <= float(log_n) + 0.01 and float(log_n) == round(
+            math.log(int(keys)), 2
+        )
+        assert 1 / int(keys) - 1e-3 <= float(top) <= 1
+
+
+def test_knockout_script_switches_each_part_off(tmp_path):
+    """scripts/knockout.py: every knock-out changes the shipped model's images."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    args = [sys.executable, str(repo / "scripts" / "knockout.py"), "--out", str(tmp_path)]
+    args += ["--pairs", "2", "--seeds", "0", "--steps", "4"]
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "knockout.json").read_text())
+    assert set(report["baselines"]) == {"copy_source", "background_fill"}
+    psnr = {name: runs[0]["psnr"] for name, runs in report["runs"].items()}
+    assert len(psnr) == 5
+    for name, value in psnr.items():
+        if name != "full":
+            assert abs(value - psnr["full"]) > 1e-3, (name, psnr)
+    assert psnr["another pair's source"] < psnr["full"] - 1.0, psnr
+    assert (tmp_path / "knockout.md").read_text().count("\n|") == 9
