@@ -82,17 +82,44 @@ def quality_report(pipe, batch: dict[str, Any], generated: torch.Tensor) -> dict
     return report
 
 
+def over_seeds(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report from :func:`quality_report`'s reports of the same pairs, one per noise seed.
+
+    The model's row becomes the mean over seeds, ``model_std`` holds the standard deviations
+    (what the starting noise alone moves) and ``model_per_seed`` every seed's row; the
+    baselines and the VAE do not depend on the noise and are taken from the first report.
+    """
+    import statistics
+
+    rows = [r["model"] for r in reports]
+    mean, std = {}, {}
+    for key in rows[0]:
+        values = [r[key] for r in rows]
+        if any(v is None for v in values) or isinstance(values[0], int):
+            mean[key], std[key] = values[0], None
+            continue
+        mean[key] = statistics.fmean(values)
+        std[key] = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {**reports[0], "model": mean, "model_std": std, "model_per_seed": rows}
+
+
 def format_table(report: dict[str, Any]) -> str:
-    """A Markdown table of :func:`quality_report`."""
+    """A Markdown table of :func:`quality_report` (or of :func:`over_seeds`: mean ± std)."""
     lines = [
         "| output | " + " | ".join(title for _, title, _ in COLUMNS) + " |",
         "|---|" + "---|" * len(COLUMNS),
     ]
+    spread = report.get("model_std", {})
     for name in OUTPUTS:
         scores = report[name]
-        cells = [
-            "-" if scores.get(key) is None else f"{scores[key]:.{digits}f}"
-            for key, _, digits in COLUMNS
-        ]
+        cells = []
+        for key, _, digits in COLUMNS:
+            if scores.get(key) is None:
+                cells.append("-")
+                continue
+            cell = f"{scores[key]:.{digits}f}"
+            if name == "model" and spread.get(key) is not None:
+                cell += f" ± {spread[key]:.{digits}f}"
+            cells.append(cell)
         lines.append(f"| {name.replace('_', ' ')} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
