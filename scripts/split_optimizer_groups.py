@@ -26,9 +26,7 @@ def main() -> None:
     cfg = TrainConfig.from_file(args.config)
     model = build_model(cfg)
     state_dir = Path(args.state)
-    old = run_state.load_file(
-        state_dir, "optimizer.pt", lambda p: torch.load(p, map_location="cpu", weights_only=True)
-    )
+    old = run_state.load_torch(state_dir, "optimizer.pt")
     new = split_optimizer_state(old, model, cfg)
     run_state.replace_file(state_dir, "optimizer.pt", lambda tmp: torch.save(new, tmp))
     sizes = [len(g["params"]) for g in new["param_groups"]]

@@ -107,6 +107,14 @@ def load_file(state: Path, name: str, load: Callable[[Path], Any]) -> Any:
         raise damaged(state, path, f"cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
+def load_torch(state: Path, name: str) -> Any:
+    """A state's ``torch.save`` file (optimizer, EMA, scheduler), on the CPU; tensors and
+    plain containers only (``weights_only=True``: a pickle that carries code is refused)."""
+    import torch
+
+    return load_file(state, name, lambda p: torch.load(p, map_location="cpu", weights_only=True))
+
+
 def load_weights(state: Path, name: str, module: Any) -> None:
     """Load the safetensors file ``state / name`` into ``module`` strictly."""
     from safetensors.torch import load_file as read

@@ -456,9 +456,9 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     if state_dir is not None:
         step = int(run_state.read_record(state_dir)["step"])
         run_state.load_weights(state_dir, "model.safetensors", model)
-        optimizer.load_state_dict(run_state.load_file(state_dir, "optimizer.pt", _torch_load))
+        optimizer.load_state_dict(run_state.load_torch(state_dir, "optimizer.pt"))
         if ema is not None and (state_dir / "ema.pt").is_file():
-            ema.load_state_dict(run_state.load_file(state_dir, "ema.pt", _torch_load))
+            ema.load_state_dict(run_state.load_torch(state_dir, "ema.pt"))
     saved_step = step if state_dir is not None else -1
 
     runner = TrainingStep(model)
@@ -561,10 +561,6 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     final = save("final")
     accelerator.wait_for_everyone()
     return final
-
-
-def _torch_load(path: Path) -> Any:
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def training_loss(runner, batch, vae, clip, scheduler, config, label_set, cfg, step, device):

@@ -74,10 +74,6 @@ def state_folder(output: str | Path) -> Path:
     return output.with_name(f"{output.stem}-states")
 
 
-def _torch_load(path: Path):
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 def train_vae(cfg: VAETrainConfig, progress: bool = True, resume: bool = True) -> Path:
     from diffusers import AutoencoderKL
     from safetensors.torch import save_file
@@ -114,8 +110,8 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True, resume: bool = True) -
     if state is not None:
         step = int(run_state.read_record(state)["step"])
         run_state.load_weights(state, "vae.safetensors", vae)
-        optimizer.load_state_dict(run_state.load_file(state, "optimizer.pt", _torch_load))
-        sched.load_state_dict(run_state.load_file(state, "scheduler.pt", _torch_load))
+        optimizer.load_state_dict(run_state.load_torch(state, "optimizer.pt"))
+        sched.load_state_dict(run_state.load_torch(state, "scheduler.pt"))
     saved_step = step if state is not None else -1
 
     def write_state(folder: Path) -> None:
