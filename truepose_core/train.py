@@ -217,16 +217,22 @@ def selection_masks(parsing: torch.Tensor, keypoints: torch.Tensor, label_set) -
     return selection_mask(parsing, [keypoints_to_pose(kp, w, h) for kp in keypoints], label_set)
 
 
+def base_learning_rates(cfg: TrainConfig) -> list[float]:
+    """Each AdamW group's lr before any decay: ``[lr]``, or ``[lr, lr * fusion_lr_scale]``
+    when the fusion modules get their own group (:func:`parameter_groups`)."""
+    if cfg.fusion_lr_scale == 1.0:
+        return [cfg.lr]
+    return [cfg.lr, cfg.lr * cfg.fusion_lr_scale]
+
+
 def parameter_groups(model: TruePoseModel, cfg: TrainConfig) -> list[dict[str, Any]]:
     """One AdamW group, or two when the fusion modules get ``fusion_lr_scale`` x the lr."""
-    if cfg.fusion_lr_scale == 1.0:
+    lrs = base_learning_rates(cfg)
+    if len(lrs) == 1:
         return [{"params": list(model.parameters())}]
     fusion = {id(p) for p in model.fusion.parameters()}
     rest = [p for p in model.parameters() if id(p) not in fusion]
-    return [
-        {"params": rest},
-        {"params": list(model.fusion.parameters()), "lr": cfg.lr * cfg.fusion_lr_scale},
-    ]
+    return [{"params": rest}, {"params": list(model.fusion.parameters()), "lr": lrs[1]}]
 
 
 def lr_factor(cfg: TrainConfig, step: int) -> float:
@@ -240,8 +246,7 @@ def lr_factor(cfg: TrainConfig, step: int) -> float:
 
 def learning_rates(cfg: TrainConfig, step: int) -> list[float]:
     """Each group's learning rate at ``step``, in the order of :func:`parameter_groups`."""
-    base = [cfg.lr] if cfg.fusion_lr_scale == 1.0 else [cfg.lr, cfg.lr * cfg.fusion_lr_scale]
-    return [lr * lr_factor(cfg, step) for lr in base]
+    return [lr * lr_factor(cfg, step) for lr in base_learning_rates(cfg)]
 
 
 def split_optimizer_state(
