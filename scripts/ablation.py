@@ -119,7 +119,8 @@ def _twice(images: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _summary(values: list[float | None]) -> tuple[float, float] | None:
+def mean_std(values: list[float | None]) -> tuple[float, float] | None:
+    """Mean and standard deviation of the values that exist (None: none does)."""
     values = [v for v in values if v is not None]
     if not values:
         return None
@@ -162,7 +163,7 @@ def score_all(args: argparse.Namespace) -> None:
     for name, runs in per_run.items():
         cells = []
         for key, _, digits in COLUMNS:
-            stat = _summary([r.get(key) for r in runs])
+            stat = mean_std([r.get(key) for r in runs])
             cells.append("-" if stat is None else f"{stat[0]:.{digits}f} ± {stat[1]:.{digits}f}")
         lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
     for name, scores in baselines.items():
