@@ -11,12 +11,18 @@ Then, for each fused layer, how peaked HPFA's source self-attention softmax(A') 
 before eq. 6's weights): its mean entropy over queries, heads and pairs, against the
 uniform attention's log N. Near log N, H' is close to the mean of the source's features
 there, so the TargetNet can read the source's overall colours but not where each one is.
+
+Last, for each fused layer at t=800, eq. 8's fusion cross-attention softmax(Q K_h^T / sqrt(d))
+(the TargetNet's tokens over the source's): its entropy against log N, the standard deviation
+of its logits over the keys, and the size of what HPFA adds to the hidden state, |O_h(...)| /
+|F|. At log N every target token reads the same average of the source.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+from functools import partial
 
 import torch
 
@@ -58,6 +64,15 @@ def main() -> None:
     print("layer | keys N | softmax(A') entropy | log N | mean top probability")
     for name, entropy, top, keys in attention_entropy(pipe.model, encoding):
         print(f"{name} | {keys} | {entropy:.2f} | {math.log(keys):.2f} | {top:.3f}")
+    t = 800
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(t))
+    noisy = scheduler.add_noise(clean, noise, torch.full((n,), t))
+    print()
+    print(f"layer | keys N | eq. 8 entropy at t={t} | log N | logit std | |O_h(...)| / |F|")
+    for name, entropy, spread, added, keys in fusion_attention(pipe.model, own, noisy, t):
+        print(
+            f"{name} | {keys} | {entropy:.2f} | {math.log(keys):.2f} | {spread:.3f} | {added:.3f}"
+        )
 
 
 @torch.no_grad()
@@ -75,6 +90,46 @@ def attention_entropy(model, encoding) -> list[tuple[str, float, float, int]]:
         _, probs = reweighted_attention(q, k, k, every_key, reweight=False, return_probs=True)
         entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
         rows.append((name, float(entropy), float(probs.amax(-1).mean()), features.shape[1]))
+    return rows
+
+
+@torch.no_grad()
+def fusion_attention(model, state, noisy, t: int) -> list[tuple[str, float, float, float, int]]:
+    """(layer, mean entropy, logit std, |O_h(...)| / |F|, keys) of eq. 8 in one conditional step.
+
+    Forward hooks on each HPFA's W_Q (its input is F, its output Q) and O_h read the step;
+    the keys K_h are the prepared state's.
+    """
+    from truepose_core.heads import split_heads
+
+    seen: dict[str, dict[str, torch.Tensor]] = {}
+    hooks = []
+    for name in state.layers:
+        hpfa = model.fusion[name].hpfa
+
+        def keep(module, inputs, output, name=name, part=""):
+            seen.setdefault(name, {})[part] = (inputs[0], output)
+
+        hooks.append(hpfa.to_q.register_forward_hook(partial(keep, part="q")))
+        hooks.append(hpfa.to_out.register_forward_hook(partial(keep, part="out")))
+    n = noisy.shape[0]
+    try:
+        model.predict_noise(
+            noisy, torch.full((n,), t), state, torch.arange(n), torch.ones(n, dtype=torch.bool)
+        )
+    finally:
+        for hook in hooks:
+            hook.remove()
+    rows = []
+    for name, parts in seen.items():
+        hpfa = model.fusion[name].hpfa
+        hidden, q = parts["q"]
+        key = state.layers[name].hpfa.key
+        logits = split_heads(q, hpfa.heads) @ key.transpose(-1, -2) / math.sqrt(key.shape[-1])
+        probs = logits.softmax(-1)
+        entropy = float(-(probs * probs.clamp_min(1e-12).log()).sum(-1).mean())
+        added = float(parts["out"][1].norm() / hidden.norm())
+        rows.append((name, entropy, float(logits.std(-1).mean()), added, key.shape[2]))
     return rows
 
 

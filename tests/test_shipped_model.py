@@ -55,7 +55,7 @@ def test_source_use_script_reports_the_shipped_models_dependence():
     env = {**os.environ, "PYTHONPATH": str(repo)}
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    estimates, attention = done.stdout.strip().split("\n\n")
+    estimates, attention, fusion = done.stdout.strip().split("\n\n")
     rows = [line.split(" | ") for line in estimates.splitlines()[1:]]
     assert [int(r[0]) for r in rows] == [200, 500, 800, 950]
     own, other, _none = (float(x) for x in rows[2][1:])  # t = 800
@@ -67,6 +67,16 @@ def test_source_use_script_reports_the_shipped_models_dependence():
             math.log(int(keys)), 2
         )
         assert 1 / int(keys) - 1e-3 <= float(top) <= 1
+    cross = [line.split(" | ") for line in fusion.splitlines()[1:]]
+    assert [r[0] for r in cross] == [r[0] for r in layers]
+    for _name, keys, entropy, log_n, spread, added in cross:
+        assert 0 < float(entropy) <= float(log_n) + 0.01 and float(log_n) == round(
+            math.log(int(keys)), 2
+        )
+        assert float(spread) > 0 and float(added) > 0
+    # The middle layer's eq. 8 attention is the one clearly peaked in the shipped model.
+    middle = next(r for r in cross if r[0].startswith("middle"))
+    assert float(middle[2]) < float(middle[3]) - 0.5, middle
 
 
 def test_knockout_script_switches_each_part_off(tmp_path):

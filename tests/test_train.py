@@ -318,3 +318,45 @@ def test_split_script_lets_a_run_continue_with_a_fusion_lr(tmp_path, vae_file):
     assert [g["lr"] for g in groups] == [cfg.lr, 3 * cfg.lr]
     train(scaled, progress=False)  # resumes at step 2 with two groups
     assert len(_losses(tmp_path / "run")) == 3
+
+
+def test_rescale_script_scales_one_layers_eq8_logits_and_the_run_resumes(tmp_path, vae_file):
+    """scripts/rescale_fusion_attention.py: W_Q and W_Kh of one layer x sqrt(factor), in the
+    raw weights and the EMA shadow; nothing else moves, and the run resumes from the state."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from truepose_core.train import build_model
+
+    repo = Path(__file__).resolve().parent.parent
+    cfg = _config(tmp_path, vae_file, max_steps=2, save_every=2, ema_decay=0.9)
+    train(cfg, progress=False)
+    config_file = tmp_path / "run.json"
+    config_file.write_text(json.dumps(dataclasses.asdict(dataclasses.replace(cfg, max_steps=3))))
+    state = tmp_path / "run" / "state-2"
+    before = load_file(str(state / "model.safetensors"))
+    ema_before = torch.load(state / "ema.pt", weights_only=True)["shadow_params"]
+    layer = next(k.split(".")[1] for k in before if k.endswith("hpfa.to_k.weight"))
+    script = repo / "scripts" / "rescale_fusion_attention.py"
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    args = [sys.executable, str(script), "--config", str(config_file), "--state", str(state)]
+    done = subprocess.run(
+        [*args, "--layer", f"{layer}=4"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    after = load_file(str(state / "model.safetensors"))
+    ema_after = torch.load(state / "ema.pt", weights_only=True)["shadow_params"]
+    names = [n for n, _ in build_model(cfg).named_parameters()]
+    scaled = {f"fusion.{layer}.hpfa.to_q.weight", f"fusion.{layer}.hpfa.to_k.weight"}
+    for i, name in enumerate(names):
+        factor = 2.0 if name in scaled else 1.0
+        torch.testing.assert_close(after[name], before[name] * factor, msg=name)
+        torch.testing.assert_close(ema_after[i], ema_before[i] * factor, msg=name)
+    bad = subprocess.run(
+        [*args, "--layer", "no_such_layer=4"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert bad.returncode != 0 and "no_such_layer" in bad.stderr
+    train(dataclasses.replace(cfg, max_steps=3), progress=False)  # resumes at step 2
+    assert len(_losses(tmp_path / "run")) == 3
