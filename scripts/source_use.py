@@ -61,9 +61,9 @@ def main() -> None:
                 errors.append(float((x0 - clean).pow(2).mean()))
             print(f"{t} | " + " | ".join(f"{e:.3f}" for e in errors))
     print()
-    print("layer | keys N | softmax(A') entropy | log N | mean top probability")
-    for name, entropy, top, keys in attention_entropy(pipe.model, encoding):
-        print(f"{name} | {keys} | {entropy:.2f} | {math.log(keys):.2f} | {top:.3f}")
+    print("layer | keys N | softmax(A') entropy | log N | mean top probability | logit std")
+    for name, entropy, top, spread, keys in attention_entropy(pipe.model, encoding):
+        print(f"{name} | {keys} | {entropy:.2f} | {math.log(keys):.2f} | {top:.3f} | {spread:.3f}")
     t = 800
     noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(t))
     noisy = scheduler.add_noise(clean, noise, torch.full((n,), t))
@@ -76,8 +76,9 @@ def main() -> None:
 
 
 @torch.no_grad()
-def attention_entropy(model, encoding) -> list[tuple[str, float, float, int]]:
-    """(layer, mean entropy, mean top probability, keys) of each HPFA source self-attention."""
+def attention_entropy(model, encoding) -> list[tuple[str, float, float, float, int]]:
+    """(layer, mean entropy, mean top probability, logit std over the keys, keys) of each
+    HPFA source self-attention."""
     from truepose_core.attention import reweighted_attention
     from truepose_core.heads import split_heads
 
@@ -89,7 +90,9 @@ def attention_entropy(model, encoding) -> list[tuple[str, float, float, int]]:
         every_key = torch.ones(features.shape[:2], dtype=torch.bool)
         _, probs = reweighted_attention(q, k, k, every_key, reweight=False, return_probs=True)
         entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
-        rows.append((name, float(entropy), float(probs.amax(-1).mean()), features.shape[1]))
+        spread = float((q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).std(-1).mean())
+        top = float(probs.amax(-1).mean())
+        rows.append((name, float(entropy), top, spread, features.shape[1]))
     return rows
 
 

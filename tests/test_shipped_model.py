@@ -62,11 +62,11 @@ def test_source_use_script_reports_the_shipped_models_dependence():
     assert own < 0.7 * other, rows[2]
     layers = [line.split(" | ") for line in attention.splitlines()[1:]]
     assert [r[0] for r in layers] == list(load_truepose(SHIPPED_MODEL).model.fusion)
-    for _name, keys, entropy, log_n, top in layers:
+    for _name, keys, entropy, log_n, top, spread in layers:
         assert 0 < float(entropy) <= float(log_n) + 0.01 and float(log_n) == round(
             math.log(int(keys)), 2
         )
-        assert 1 / int(keys) - 1e-3 <= float(top) <= 1
+        assert 1 / int(keys) - 1e-3 <= float(top) <= 1 and float(spread) > 0
     cross = [line.split(" | ") for line in fusion.splitlines()[1:]]
     assert [r[0] for r in cross] == [r[0] for r in layers]
     for _name, keys, entropy, log_n, spread, added in cross:
