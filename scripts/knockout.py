@@ -12,7 +12,11 @@ reach. The variants:
 - **without CAA**: ``FusionSettings(use_caa=False)``;
 - **without source attention**: fusion strength 0, so neither HPFA nor CAA adds anything
   and only the CLIP context still carries the source;
-- **another pair's source**: each pose gets the next pair's source, everything on.
+- **another pair's source**: each pose gets the next pair's source, everything on;
+- **fusion at the middle block only** and **without the middle block's fusion**: HPFA and
+  CAA act at the middle block's layer alone, or at every layer but that one (the other
+  layers' prepared sources are dropped, so they run as plain self-attention). The middle
+  block is where the shipped model's eq. 8 attention is peaked (``scripts/source_use.py``).
 
 Scored on the ablation's held-out data seed (31337, never used in development) beside the
 two trivial baselines, mean ± std over the sampling noise seeds; writes ``knockout.md`` and
@@ -22,6 +26,7 @@ two trivial baselines, mean ± std over the sampling noise seeds; writes ``knock
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -36,7 +41,19 @@ VARIANTS = (
     "without CAA",
     "without source attention",
     "another pair's source",
+    "fusion at the middle block only",
+    "without the middle block's fusion",
 )
+
+
+def _keeps(variant: str, layer: str) -> bool:
+    """Whether ``variant`` fuses at ``layer`` (a TargetNet self-attention layer's name)."""
+    middle = layer.startswith("middle")
+    if variant == "fusion at the middle block only":
+        return middle
+    if variant == "without the middle block's fusion":
+        return not middle
+    return True
 
 
 def _pipeline(checkpoint: Path, variant: str):
@@ -73,6 +90,8 @@ def generate(pipe, batch, variant: str, noise_seed: int, steps: int, cfg: float)
     for start in range(0, n, 8):
         chunk = rows[start : start + 8]
         state = pipe.prepare(encoding, batch["poses"][start : start + 8], hw, chunk, fusion)
+        layers = {name: src for name, src in state.layers.items() if _keeps(variant, name)}
+        state = dataclasses.replace(state, layers=layers)
         settings = SamplingConfig(steps=steps, cfg_scale=cfg, seed=noise_seed * 1000 + start)
         latents = sample(pipe.model, state, (hw[0] // f, hw[1] // f), settings)
         out.append(pipe.decode_latents(latents))
@@ -96,11 +115,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="noise seeds")
     parser.add_argument("--steps", type=int, default=35, help="DDIM steps")
     parser.add_argument("--cfg", type=float, default=3.5, help="eq. 11 w")
+    parser.add_argument(
+        "--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS, help="default: all"
+    )
     args = parser.parse_args()
     checkpoint = Path(args.checkpoint) if args.checkpoint else SHIPPED_MODEL
     runs: dict[str, list[dict]] = {}
     batch = None
-    for variant in VARIANTS:
+    for variant in args.variants:
         pipe = _pipeline(checkpoint, variant)
         if batch is None:
             batch = held_out_batch(tuple(pipe.config.resolution), args.pairs, SCORE_SEED)

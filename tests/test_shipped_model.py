@@ -96,9 +96,9 @@ def test_knockout_script_switches_each_part_off(tmp_path):
     report = json.loads((tmp_path / "knockout.json").read_text())
     assert set(report["baselines"]) == {"copy_source", "background_fill"}
     psnr = {name: runs[0]["psnr"] for name, runs in report["runs"].items()}
-    assert len(psnr) == 5
+    assert len(psnr) == 7
     for name, value in psnr.items():
         if name != "full":
             assert abs(value - psnr["full"]) > 1e-3, (name, psnr)
     assert psnr["another pair's source"] < psnr["full"] - 1.0, psnr
-    assert (tmp_path / "knockout.md").read_text().count("\n|") == 9
+    assert (tmp_path / "knockout.md").read_text().count("\n|") == 11
