@@ -14,8 +14,9 @@ there, so the TargetNet can read the source's overall colours but not where each
 
 Last, for each fused layer at t=800, eq. 8's fusion cross-attention softmax(Q K_h^T / sqrt(d))
 (the TargetNet's tokens over the source's): its entropy against log N, the standard deviation
-of its logits over the keys, and the size of what HPFA adds to the hidden state, |O_h(...)| /
-|F|. At log N every target token reads the same average of the source.
+of its logits over the keys, and the size of what HPFA adds to the hidden state entering the
+layer's self-attention, |O_h(...)| / |F|. At log N every target token reads the same average
+of the source.
 """
 
 from __future__ import annotations
@@ -105,16 +106,16 @@ def fusion_attention(model, state, noisy, t: int) -> list[tuple[str, float, floa
     """
     from truepose_core.heads import split_heads
 
-    seen: dict[str, dict[str, torch.Tensor]] = {}
+    seen: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def keep(name, part, module, inputs, output):
+        seen.setdefault(name, {})[part] = (inputs[0], output)
+
     hooks = []
     for name in state.layers:
         hpfa = model.fusion[name].hpfa
-
-        def keep(module, inputs, output, name=name, part=""):
-            seen.setdefault(name, {})[part] = (inputs[0], output)
-
-        hooks.append(hpfa.to_q.register_forward_hook(partial(keep, part="q")))
-        hooks.append(hpfa.to_out.register_forward_hook(partial(keep, part="out")))
+        hooks.append(hpfa.to_q.register_forward_hook(partial(keep, name, "q")))
+        hooks.append(hpfa.to_out.register_forward_hook(partial(keep, name, "out")))
     n = noisy.shape[0]
     try:
         model.predict_noise(
