@@ -37,7 +37,11 @@ def main() -> None:
     factors = {}
     for item in args.layer:
         name, _, value = item.partition("=")
-        factors[name] = float(value)
+        try:
+            factors[name] = float(value)
+        except ValueError:
+            hint = "expected NAME=FACTOR, e.g. output_4_0=38"
+            raise SystemExit(f"--layer {item!r}: {hint}") from None
     state = Path(args.state)
     run_state.read_record(state)
     names = [n for n, _ in build_model(TrainConfig.from_file(args.config)).named_parameters()]
