@@ -54,7 +54,7 @@ def main() -> None:
     if missing:
         raise SystemExit(f"no such fused-layer weights in this model: {missing}")
 
-    weights = load_file(str(state / "model.safetensors"))
+    weights = run_state.load_file(state, "model.safetensors", lambda p: load_file(str(p)))
     for key, s in scaled.items():
         weights[key] = weights[key] * s
     run_state.replace_file(state, "model.safetensors", lambda tmp: save_file(weights, str(tmp)))

@@ -49,11 +49,12 @@ def main() -> None:
     scheduler = training_scheduler(pipe.config)
     rows, yes = torch.arange(n), torch.ones(n, dtype=torch.bool)
     print("t | x0 MSE: own source | another pair's source | no source")
+    noised = {}
     with torch.no_grad():
         for t in (200, 500, 800, 950):
             noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(t))
             steps = torch.full((n,), t)
-            noisy = scheduler.add_noise(clean, noise, steps)
+            noisy = noised[t] = scheduler.add_noise(clean, noise, steps)
             a = scheduler.alphas_cumprod[t]
             errors = []
             for state, conditional in ((own, yes), (other, yes), (own, ~yes)):
@@ -66,14 +67,17 @@ def main() -> None:
     for name, entropy, top, spread, keys in attention_entropy(pipe.model, encoding):
         print(f"{name} | {keys} | {entropy:.2f} | {math.log(keys):.2f} | {top:.3f} | {spread:.3f}")
     t = 800
-    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(t))
-    noisy = scheduler.add_noise(clean, noise, torch.full((n,), t))
     print()
     print(f"layer | keys N | eq. 8 entropy at t={t} | log N | logit std | |O_h(...)| / |F|")
-    for name, entropy, spread, added, keys in fusion_attention(pipe.model, own, noisy, t):
+    for name, entropy, spread, added, keys in fusion_attention(pipe.model, own, noised[t], t):
         print(
             f"{name} | {keys} | {entropy:.2f} | {math.log(keys):.2f} | {spread:.3f} | {added:.3f}"
         )
+
+
+def _entropy(probs: torch.Tensor) -> float:
+    """Mean entropy (nats) of attention rows ``probs`` (..., keys)."""
+    return float(-(probs * probs.clamp_min(1e-12).log()).sum(-1).mean())
 
 
 @torch.no_grad()
@@ -90,10 +94,10 @@ def attention_entropy(model, encoding) -> list[tuple[str, float, float, float, i
         k = split_heads(hpfa.source_k(features), hpfa.heads)
         every_key = torch.ones(features.shape[:2], dtype=torch.bool)
         _, probs = reweighted_attention(q, k, k, every_key, reweight=False, return_probs=True)
-        entropy = -(probs * probs.clamp_min(1e-12).log()).sum(-1).mean()
+        entropy = _entropy(probs)
         spread = float((q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).std(-1).mean())
         top = float(probs.amax(-1).mean())
-        rows.append((name, float(entropy), top, spread, features.shape[1]))
+        rows.append((name, entropy, top, spread, features.shape[1]))
     return rows
 
 
@@ -131,7 +135,7 @@ def fusion_attention(model, state, noisy, t: int) -> list[tuple[str, float, floa
         key = state.layers[name].hpfa.key
         logits = split_heads(q, hpfa.heads) @ key.transpose(-1, -2) / math.sqrt(key.shape[-1])
         probs = logits.softmax(-1)
-        entropy = float(-(probs * probs.clamp_min(1e-12).log()).sum(-1).mean())
+        entropy = _entropy(probs)
         added = float(parts["out"][1].norm() / hidden.norm())
         rows.append((name, entropy, float(logits.std(-1).mean()), added, key.shape[2]))
     return rows
