@@ -64,7 +64,9 @@ def test_overfits_one_batch(tmp_path, vae_file):
 DECAY = {"lr_decay_start": 1, "lr_decay_steps": 2, "lr_final_scale": 0.1}
 
 
-@pytest.mark.parametrize("decay", [{}, DECAY], ids=["constant-lr", "lr-decay"])
+@pytest.mark.parametrize(
+    "decay", [{}, DECAY, {"self_pair_fraction": 0.5}], ids=["constant-lr", "lr-decay", "self-pairs"]
+)
 def test_resume_takes_the_same_next_step(tmp_path, vae_file, decay):
     straight = _config(tmp_path / "a", vae_file, max_steps=4, train_pairs=6, **decay)
     train(straight, progress=False)
@@ -282,8 +284,70 @@ def test_training_steps_use_the_decayed_lr(tmp_path, vae_file):
     assert [g["lr"] for g in groups] == pytest.approx([2e-4, 6e-4])
 
 
+def _fake_batch(b=8):
+    g = torch.Generator().manual_seed(0)
+    batch = {}
+    for side in ("source", "target"):
+        batch[f"{side}_image"] = torch.rand(b, 3, 8, 6, generator=g)
+        batch[f"{side}_parsing"] = torch.randint(0, 20, (b, 8, 6), generator=g)
+        batch[f"{side}_keypoints"] = torch.rand(b, 18, 3, generator=g)
+    batch["target_skeleton"] = torch.rand(b, 3, 8, 6, generator=g)
+    return batch
+
+
+def test_self_pairs_give_a_fraction_of_rows_their_own_target_as_source():
+    from truepose_core.train import with_self_pairs
+
+    batch = _fake_batch()
+    assert with_self_pairs(batch, TrainConfig(), 5) is batch
+    every = with_self_pairs(batch, TrainConfig(self_pair_fraction=1.0), 5)
+    for side in ("image", "parsing", "keypoints"):
+        assert torch.equal(every[f"source_{side}"], batch[f"target_{side}"])
+        assert torch.equal(every[f"target_{side}"], batch[f"target_{side}"])
+    assert torch.equal(every["target_skeleton"], batch["target_skeleton"])
+    half = TrainConfig(self_pair_fraction=0.5)
+    chosen = []
+    for step in range(200):
+        out = with_self_pairs(batch, half, step)
+        assert torch.equal(out["source_image"], with_self_pairs(batch, half, step)["source_image"])
+        rows = [torch.equal(out["source_image"][i], batch["target_image"][i]) for i in range(8)]
+        others = [torch.equal(out["source_image"][i], batch["source_image"][i]) for i in range(8)]
+        assert [not r for r in rows] == others  # each row is wholly one or the other
+        for i in range(8):  # parsing and keypoints follow the image
+            assert torch.equal(
+                out["source_parsing"][i],
+                batch["target_parsing" if rows[i] else "source_parsing"][i],
+            )
+            assert torch.equal(
+                out["source_keypoints"][i],
+                batch["target_keypoints" if rows[i] else "source_keypoints"][i],
+            )
+        chosen += rows
+    assert abs(sum(chosen) / len(chosen) - 0.5) < 0.05
+
+
+def test_training_uses_the_self_pairs(tmp_path, vae_file):
+    """One step with every row a self pair trains on other inputs than one without."""
+    weights = []
+    for fraction in (0.0, 1.0):
+        cfg = _config(
+            tmp_path / str(fraction),
+            vae_file,
+            max_steps=1,
+            save_every=1,
+            self_pair_fraction=fraction,
+        )
+        train(cfg, progress=False)
+        weights.append(
+            load_file(str(tmp_path / str(fraction) / "run" / "state-1" / "model.safetensors"))
+        )
+    assert any(not torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_bad_offset_and_fusion_lr_settings_are_refused():
     for bad in (
+        {"self_pair_fraction": -0.1},
+        {"self_pair_fraction": 1.5},
         {"lr_decay_steps": -1},
         {"lr_final_scale": 1.5},
         {"fusion_lr_scale": 0.0},
