@@ -12,11 +12,11 @@ before eq. 6's weights): its mean entropy over queries, heads and pairs, against
 uniform attention's log N. Near log N, H' is close to the mean of the source's features
 there, so the TargetNet can read the source's overall colours but not where each one is.
 
-Last, for each fused layer at t=800, eq. 8's fusion cross-attention softmax(Q K_h^T / sqrt(d))
-(the TargetNet's tokens over the source's): its entropy against log N, the standard deviation
-of its logits over the keys, and the size of what HPFA adds to the hidden state entering the
-layer's self-attention, |O_h(...)| / |F|. At log N every target token reads the same average
-of the source.
+Last, for each fused layer at t=800 (``--fusion-t``), eq. 8's fusion cross-attention
+softmax(Q K_h^T / sqrt(d)) (the TargetNet's tokens over the source's): its entropy against
+log N, the standard deviation of its logits over the keys, and the size of what HPFA adds to
+the hidden state entering the layer's self-attention, |O_h(...)| / |F|. At log N every target
+token reads the same average of the source.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ import math
 from functools import partial
 
 import torch
+
+#: The timesteps of the first table; the eq. 8 table takes one of them.
+TIMESTEPS = (200, 500, 800, 950)
 
 
 def main() -> None:
@@ -37,6 +40,13 @@ def main() -> None:
     parser.add_argument("--checkpoint", required=True, help="a self-contained TruePose file")
     parser.add_argument("--pairs", type=int, default=16, help="held-out pairs")
     parser.add_argument("--data-seed", type=int, default=11, help="test-split data seed")
+    parser.add_argument(
+        "--fusion-t",
+        type=int,
+        default=800,
+        choices=TIMESTEPS,
+        help="timestep of the eq. 8 table (at low t the target's noisy latent shows its content)",
+    )
     args = parser.parse_args()
     pipe = TruePosePipeline.from_checkpoint(args.checkpoint)
     n = args.pairs
@@ -51,7 +61,7 @@ def main() -> None:
     print("t | x0 MSE: own source | another pair's source | no source")
     noised = {}
     with torch.no_grad():
-        for t in (200, 500, 800, 950):
+        for t in TIMESTEPS:
             noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(t))
             steps = torch.full((n,), t)
             noisy = noised[t] = scheduler.add_noise(clean, noise, steps)
@@ -66,7 +76,7 @@ def main() -> None:
     print("layer | keys N | softmax(A') entropy | log N | mean top probability | logit std")
     for name, entropy, top, spread, keys in attention_entropy(pipe.model, encoding):
         print(f"{name} | {keys} | {entropy:.2f} | {math.log(keys):.2f} | {top:.3f} | {spread:.3f}")
-    t = 800
+    t = args.fusion_t
     print()
     print(f"layer | keys N | eq. 8 entropy at t={t} | log N | logit std | |O_h(...)| / |F|")
     for name, entropy, spread, added, keys in fusion_attention(pipe.model, own, noised[t], t):

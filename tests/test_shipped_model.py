@@ -52,10 +52,12 @@ def test_source_use_script_reports_the_shipped_models_dependence():
     repo = Path(__file__).resolve().parent.parent
     args = [sys.executable, str(repo / "scripts" / "source_use.py")]
     args += ["--checkpoint", str(SHIPPED_MODEL), "--pairs", "4", "--data-seed", "5"]
+    args += ["--fusion-t", "200"]
     env = {**os.environ, "PYTHONPATH": str(repo)}
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     estimates, attention, fusion = done.stdout.strip().split("\n\n")
+    assert "eq. 8 entropy at t=200 |" in fusion.splitlines()[0]
     rows = [line.split(" | ") for line in estimates.splitlines()[1:]]
     assert [int(r[0]) for r in rows] == [200, 500, 800, 950]
     own, other, _none = (float(x) for x in rows[2][1:])  # t = 800
