@@ -16,7 +16,10 @@ Last, for each fused layer at t=800 (``--fusion-t``), eq. 8's fusion cross-atten
 softmax(Q K_h^T / sqrt(d)) (the TargetNet's tokens over the source's): its entropy against
 log N, the standard deviation of its logits over the keys, and the size of what HPFA adds to
 the hidden state entering the layer's self-attention, |O_h(...)| / |F|. At log N every target
-token reads the same average of the source.
+token reads the same average of the source. Whether a token reads the *matching* part is the
+last column: the attention mass that target tokens of a parsing label (not background) put on
+source tokens of that same label, over what uniform attention would put there (1: no better
+than uniform; each token takes the majority label of its cell at the layer's size).
 """
 
 from __future__ import annotations
@@ -78,10 +81,17 @@ def main() -> None:
         print(f"{name} | {keys} | {entropy:.2f} | {math.log(keys):.2f} | {top:.3f} | {spread:.3f}")
     t = args.fusion_t
     print()
-    print(f"layer | keys N | eq. 8 entropy at t={t} | log N | logit std | |O_h(...)| / |F|")
-    for name, entropy, spread, added, keys in fusion_attention(pipe.model, own, noised[t], t):
+    print(
+        f"layer | keys N | eq. 8 entropy at t={t} | log N | logit std | |O_h(...)| / |F| "
+        "| same-label mass / uniform's"
+    )
+    labels = (batch["parsing"], batch["target_parsing"])
+    for name, entropy, spread, added, keys, match in fusion_attention(
+        pipe.model, own, noised[t], t, labels
+    ):
         print(
             f"{name} | {keys} | {entropy:.2f} | {math.log(keys):.2f} | {spread:.3f} | {added:.3f}"
+            f" | {match:.2f}"
         )
 
 
@@ -111,9 +121,43 @@ def attention_entropy(model, encoding) -> list[tuple[str, float, float, float, i
     return rows
 
 
+def token_labels(parsing: torch.Tensor, tokens: int, latent_hw: tuple[int, int]) -> torch.Tensor:
+    """Each token's majority parsing label (B, tokens) at the UNet level with ``tokens`` tokens.
+
+    The levels are the latent's size halved (rounding up) as the UNet's downsamplers do.
+    """
+    import torch.nn.functional as F
+
+    h, w = latent_hw
+    while h * w > tokens:
+        h, w = (h + 1) // 2, (w + 1) // 2
+    if h * w != tokens:
+        raise ValueError(f"no UNet level of a {latent_hw} latent has {tokens} tokens")
+    one_hot = F.one_hot(parsing.long()).permute(0, 3, 1, 2).float()
+    return F.interpolate(one_hot, size=(h, w), mode="area").argmax(1).flatten(1)
+
+
+def label_match(probs: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> float:
+    """Mean, over target tokens not background whose label the source has, of the attention
+    mass on source tokens of that label over uniform attention's mass there.
+
+    ``probs`` (B, heads, queries, keys); ``source`` (B, keys) and ``target`` (B, queries) labels.
+    """
+    same = (target[:, :, None] == source[:, None, :]).float()  # (B, queries, keys)
+    uniform = same.mean(-1)
+    mass = (probs.mean(1) * same).sum(-1)
+    wanted = (target > 0) & (uniform > 0)
+    if not wanted.any():
+        return float("nan")
+    return float((mass[wanted] / uniform[wanted]).mean())
+
+
 @torch.no_grad()
-def fusion_attention(model, state, noisy, t: int) -> list[tuple[str, float, float, float, int]]:
-    """(layer, mean entropy, logit std, |O_h(...)| / |F|, keys) of eq. 8 in one conditional step.
+def fusion_attention(
+    model, state, noisy, t: int, labels: tuple[torch.Tensor, torch.Tensor]
+) -> list[tuple[str, float, float, float, int, float]]:
+    """(layer, mean entropy, logit std, |O_h(...)| / |F|, keys, same-label mass over uniform's)
+    of eq. 8 in one conditional step; ``labels`` are the source and target parsing maps.
 
     Forward hooks on each HPFA's W_Q (its input is F, its output Q) and O_h read the step;
     the keys K_h are the prepared state's.
@@ -147,7 +191,12 @@ def fusion_attention(model, state, noisy, t: int) -> list[tuple[str, float, floa
         probs = logits.softmax(-1)
         entropy = _entropy(probs)
         added = float(parts["out"][1].norm() / hidden.norm())
-        rows.append((name, entropy, float(logits.std(-1).mean()), added, key.shape[2]))
+        keys = key.shape[2]
+        hw = tuple(noisy.shape[-2:])
+        source = token_labels(labels[0], keys, hw)
+        target = token_labels(labels[1], hidden.shape[1], hw)
+        match = label_match(probs, source, target)
+        rows.append((name, entropy, float(logits.std(-1).mean()), added, keys, match))
     return rows
 
 

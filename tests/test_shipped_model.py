@@ -8,6 +8,7 @@ The full quality table, beside the baselines, is ``scripts/quality.py``'s, not a
 
 import math
 
+import pytest
 import torch
 
 from truepose_core.checkpoint import load_truepose
@@ -71,7 +72,8 @@ def test_source_use_script_reports_the_shipped_models_dependence():
         assert 1 / int(keys) - 1e-3 <= float(top) <= 1 and float(spread) > 0
     cross = [line.split(" | ") for line in fusion.splitlines()[1:]]
     assert [r[0] for r in cross] == [r[0] for r in layers]
-    for _name, keys, entropy, log_n, spread, added in cross:
+    for _name, keys, entropy, log_n, spread, added, match in cross:
+        assert 0 <= float(match) < int(keys)
         assert 0 < float(entropy) <= float(log_n) + 0.01 and float(log_n) == round(
             math.log(int(keys)), 2
         )
@@ -79,6 +81,38 @@ def test_source_use_script_reports_the_shipped_models_dependence():
     # The middle layer's eq. 8 attention is the one clearly peaked in the shipped model.
     middle = next(r for r in cross if r[0].startswith("middle"))
     assert float(middle[2]) < float(middle[3]) - 0.5, middle
+
+
+def _source_use_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "source_use.py"
+    spec = importlib.util.spec_from_file_location("source_use", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_source_use_label_match_tells_matching_attention_from_uniform():
+    """The last column of eq. 8's table: 1 for uniform attention, above 1 only for attention
+    on the query's own label, below 1 for attention elsewhere."""
+    script = _source_use_module()
+    # A 4x2 latent's parsing (upsampled 8x): labels 5 on top, 9 at the bottom, 0 in one cell.
+    cells = torch.tensor([[[5, 5], [5, 0], [9, 9], [9, 9]]])
+    parsing = cells.repeat_interleave(8, 1).repeat_interleave(8, 2)
+    source = script.token_labels(parsing, 8, (4, 2))
+    assert source.tolist() == [[5, 5, 5, 0, 9, 9, 9, 9]]
+    assert script.token_labels(parsing, 2, (4, 2)).tolist() == [[5, 9]]  # the 2x1 level
+    target = source.flip(1)  # the target's tokens in another order: 9, 9, 9, 9, 0, 5, 5, 5
+    same = (target[0][:, None] == source[0][None, :]).float()
+    matching = (same / same.sum(-1, keepdim=True).clamp_min(1))[None, None]
+    uniform = torch.full((1, 2, 8, 8), 1 / 8)
+    elsewhere = ((1 - same) / (1 - same).sum(-1, keepdim=True))[None, None]
+    assert script.label_match(uniform, source, target) == pytest.approx(1.0)
+    # Label 9 holds 4 of 8 keys, label 5 holds 3: all mass there is 2x and 8/3x uniform's.
+    assert script.label_match(matching, source, target) == pytest.approx((4 * 2 + 3 * 8 / 3) / 7)
+    assert script.label_match(elsewhere, source, target) == pytest.approx(0.0)
 
 
 def test_knockout_script_switches_each_part_off(tmp_path):
