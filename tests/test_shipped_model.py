@@ -20,7 +20,7 @@ from truepose_core.quality import held_out_batch
 
 
 def test_shipped_model_uses_its_own_source():
-    """Each pose from its own source beats copying the source (PSNR) and another pair's source."""
+    """Each pose from its own source beats copying the source (PSNR, SSIM) and another pair's."""
     pipe = TruePosePipeline.from_checkpoint(SHIPPED_MODEL)
     batch = held_out_batch(tuple(pipe.config.resolution), 6, 5)
     truth = batch["targets"].permute(0, 2, 3, 1)
@@ -35,8 +35,9 @@ def test_shipped_model_uses_its_own_source():
             )
     own, other = scores["own"], scores["other"]
     copy = summary_scores(batch["sources"].permute(0, 2, 3, 1), truth, batch["target_parsing"])
-    # Above copying the source on PSNR (on these six pairs: 18.1 against 17.3 dB; SSIM ties).
-    assert own["psnr"] > copy["psnr"] + 0.3, (own["psnr"], copy["psnr"])
+    # Above copying the source (on these six pairs: 19.3 against 17.3 dB, SSIM 0.41 against 0.29).
+    assert own["psnr"] > copy["psnr"] + 1.0, (own["psnr"], copy["psnr"])
+    assert own["ssim"] > copy["ssim"] + 0.05, (own["ssim"], copy["ssim"])
     assert own["ssim"] > other["ssim"] + 0.05, (own["ssim"], other["ssim"])
     assert own["psnr"] > other["psnr"] + 1.5, (own["psnr"], other["psnr"])
     key = "upper_clothes_colour_error"
