@@ -80,9 +80,10 @@ class TrainConfig:
     lr_final_scale: float = 0.0
     #: Fraction of each batch's rows whose source is replaced by their own target (image,
     #: parsing, keypoints): "self pairs", a training-data curriculum the paper does not use.
-    #: In a self pair every target token has an exact match in the source, which gives eq. 8
-    #: a strong signal to learn correspondences; 0 trains on the pairs alone. Which rows are
-    #: self pairs is a pure function of the step, so a resumed run repeats them.
+    #: In a self pair every target token has an exact match in the source, meant as a strong
+    #: signal for eq. 8 to learn correspondences (on SynthFashion it barely did: README, "Why
+    #: not further"); 0 trains on the pairs alone. Which rows are self pairs is a pure
+    #: function of the step, so a resumed run repeats them.
     self_pair_fraction: float = 0.0
     seed: int = 0
     num_workers: int = 0
