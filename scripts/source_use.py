@@ -121,22 +121,6 @@ def attention_entropy(model, encoding) -> list[tuple[str, float, float, float, i
     return rows
 
 
-def token_labels(parsing: torch.Tensor, tokens: int, latent_hw: tuple[int, int]) -> torch.Tensor:
-    """Each token's majority parsing label (B, tokens) at the UNet level with ``tokens`` tokens.
-
-    The levels are the latent's size halved (rounding up) as the UNet's downsamplers do.
-    """
-    import torch.nn.functional as F
-
-    h, w = latent_hw
-    while h * w > tokens:
-        h, w = (h + 1) // 2, (w + 1) // 2
-    if h * w != tokens:
-        raise ValueError(f"no UNet level of a {latent_hw} latent has {tokens} tokens")
-    one_hot = F.one_hot(parsing.long()).permute(0, 3, 1, 2).float()
-    return F.interpolate(one_hot, size=(h, w), mode="area").argmax(1).flatten(1)
-
-
 def label_match(probs: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> float:
     """Mean, over target tokens not background whose label the source has, of the attention
     mass on source tokens of that label over uniform attention's mass there.
@@ -160,9 +144,16 @@ def fusion_attention(
     of eq. 8 in one conditional step; ``labels`` are the source and target parsing maps.
 
     Forward hooks on each HPFA's W_Q (its input is F, its output Q) and O_h read the step;
-    the keys K_h are the prepared state's.
+    the keys K_h are the prepared state's. Each token's label is the majority label of its
+    cell at the layer's size, as the fusion's own precompute takes it.
     """
     from truepose_core.heads import split_heads
+    from truepose_core.parsing import get_label_set, token_labels
+    from truepose_core.unet_layers import level_sizes
+
+    layers = {layer.name: layer for layer in model.layers}
+    sizes = level_sizes(tuple(noisy.shape[-2:]), 1 + max(x.level for x in layers.values()))
+    num_labels = get_label_set(model.config.label_set).num_labels
 
     seen: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
 
@@ -191,12 +182,10 @@ def fusion_attention(
         probs = logits.softmax(-1)
         entropy = _entropy(probs)
         added = float(parts["out"][1].norm() / hidden.norm())
-        keys = key.shape[2]
-        hw = tuple(noisy.shape[-2:])
-        source = token_labels(labels[0], keys, hw)
-        target = token_labels(labels[1], hidden.shape[1], hw)
+        size = sizes[layers[name].level]
+        source, target = (token_labels(parsing, size, num_labels) for parsing in labels)
         match = label_match(probs, source, target)
-        rows.append((name, entropy, float(logits.std(-1).mean()), added, keys, match))
+        rows.append((name, entropy, float(logits.std(-1).mean()), added, key.shape[2], match))
     return rows
 
 

@@ -98,13 +98,17 @@ def _source_use_module():
 def test_source_use_label_match_tells_matching_attention_from_uniform():
     """The last column of eq. 8's table: 1 for uniform attention, above 1 only for attention
     on the query's own label, below 1 for attention elsewhere."""
+    from truepose_core.parsing import token_labels
+    from truepose_core.unet_layers import level_sizes
+
     script = _source_use_module()
     # A 4x2 latent's parsing (upsampled 8x): labels 5 on top, 9 at the bottom, 0 in one cell.
     cells = torch.tensor([[[5, 5], [5, 0], [9, 9], [9, 9]]])
     parsing = cells.repeat_interleave(8, 1).repeat_interleave(8, 2)
-    source = script.token_labels(parsing, 8, (4, 2))
+    latent, half = level_sizes((4, 2), 2)
+    source = token_labels(parsing, latent, 20)
     assert source.tolist() == [[5, 5, 5, 0, 9, 9, 9, 9]]
-    assert script.token_labels(parsing, 2, (4, 2)).tolist() == [[5, 9]]  # the 2x1 level
+    assert token_labels(parsing, half, 20).tolist() == [[5, 9]]  # the 2x1 level
     target = source.flip(1)  # the target's tokens in another order: 9, 9, 9, 9, 0, 5, 5, 5
     same = (target[0][:, None] == source[0][None, :]).float()
     matching = (same / same.sum(-1, keepdim=True).clamp_min(1))[None, None]
