@@ -11,6 +11,7 @@ import torch
 from diffusers import AutoencoderKL
 from safetensors.torch import load_file, save_file
 
+from tests.tiny_models import randomize_zero_layers
 from truepose_core.checkpoint import load_truepose
 from truepose_core.errors import ConfigError
 from truepose_core.presets import tiny_vae_config
@@ -424,3 +425,62 @@ def test_rescale_script_scales_one_layers_eq8_logits_and_the_run_resumes(tmp_pat
     assert bad.returncode != 0 and "no_such_layer" in bad.stderr
     train(dataclasses.replace(cfg, max_steps=3), progress=False)  # resumes at step 2
     assert len(_losses(tmp_path / "run")) == 3
+
+
+def test_a_training_step_reaches_every_trainable_module_and_no_frozen_one(tmp_path, vae_file):
+    """METHOD.md Training: the TargetNet, the SourceNet, each fusion projection, the
+    PoseEncoder and the context projection get gradients; the VAE and CLIP get none.
+
+    The zero-initialised outputs (O_h, O_c, the PoseEncoder's last conv) get random weights
+    first: at zero they stop every gradient upstream of them.
+    """
+    from truepose_core.clip_regions import ClipRegionEncoder
+    from truepose_core.parsing import get_label_set
+    from truepose_core.sampling import training_scheduler
+    from truepose_core.train import (
+        TrainingStep,
+        build_clip,
+        build_dataset,
+        build_model,
+        collate,
+        load_vae,
+        training_loss,
+    )
+
+    cfg = _config(tmp_path, vae_file, model={"resolution": [64, 40], "condition_drop": 0.0})
+    model = build_model(cfg)
+    randomize_zero_layers(model)
+    config = model.config
+    vae = load_vae(cfg.vae).eval().requires_grad_(False)
+    clip = ClipRegionEncoder(build_clip(cfg, config), config.clip_image_size)
+    dataset = build_dataset(cfg, config)
+    batch = collate([dataset[i] for i in range(2)])
+    loss = training_loss(
+        TrainingStep(model),
+        batch,
+        vae,
+        clip,
+        training_scheduler(config),
+        config,
+        get_label_set(config.label_set),
+        cfg,
+        0,
+        "cpu",
+    )
+    loss.backward()
+
+    def reached(prefix: str) -> bool:
+        grads = [p.grad for n, p in model.named_parameters() if n.startswith(prefix)]
+        assert grads, f"no parameters under {prefix}"
+        return any(g is not None and bool(g.abs().sum() > 0) for g in grads)
+
+    groups = ["target_unet.", "source_unet.", "pose_encoder.", "context_proj."]
+    assert model.fusion, "the tiny model fuses no layer"
+    for layer, fusion in model.fusion.items():
+        for module in ("hpfa", "caa"):
+            for proj, _ in getattr(fusion, module).named_children():
+                groups.append(f"fusion.{layer}.{module}.{proj}.")
+    missed = [g for g in groups if not reached(g)]
+    assert not missed, f"no gradient reaches {missed}"
+    frozen = list(vae.parameters()) + list(clip.parameters())
+    assert all(p.grad is None for p in frozen)
