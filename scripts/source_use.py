@@ -20,6 +20,13 @@ token reads the same average of the source. Whether a token reads the *matching*
 last column: the attention mass that target tokens of a parsing label (not background) put on
 source tokens of that same label, over what uniform attention would put there (1: no better
 than uniform; each token takes the majority label of its cell at the layer's size).
+
+Last, the TargetNet's own self-attention at each fused layer, in the same step: METHOD.md runs
+it on Fhat, so what the fusion adds reaches the rest of the UNet only through it, as its
+softmax-weighted average over the tokens. Its entropy against log N, the weight each token
+gives itself, and the mass on its 3x3 neighbourhood, each over uniform attention's (1: every
+token gets the same average; what is fused into one token stays there only as far as this
+attention is local).
 """
 
 from __future__ import annotations
@@ -92,6 +99,18 @@ def main() -> None:
         print(
             f"{name} | {keys} | {entropy:.2f} | {math.log(keys):.2f} | {spread:.3f} | {added:.3f}"
             f" | {match:.2f}"
+        )
+    print()
+    print(
+        f"layer | keys N | TargetNet self-attention entropy on Fhat at t={t} | log N "
+        "| self weight / uniform's | 3x3-neighbourhood mass / uniform's"
+    )
+    for name, entropy, keys, own_weight, local in target_self_attention(
+        pipe.model, own, noised[t], t
+    ):
+        print(
+            f"{name} | {keys} | {entropy:.2f} | {math.log(keys):.2f} | {own_weight:.2f}"
+            f" | {local:.2f}"
         )
 
 
@@ -186,6 +205,64 @@ def fusion_attention(
         source, target = (token_labels(parsing, size, num_labels) for parsing in labels)
         match = label_match(probs, source, target)
         rows.append((name, entropy, float(logits.std(-1).mean()), added, key.shape[2], match))
+    return rows
+
+
+def locality(probs: torch.Tensor, size: tuple[int, int]) -> tuple[float, float]:
+    """(self weight, 3x3-neighbourhood mass), each over uniform attention's, of attention
+    ``probs`` (B, heads, N, N) over the tokens of an h x w grid (N = h * w, row-major)."""
+    h, w = size
+    rows, cols = torch.arange(h).repeat_interleave(w), torch.arange(w).repeat(h)
+    near = ((rows[:, None] - rows[None, :]).abs() <= 1) & (
+        (cols[:, None] - cols[None, :]).abs() <= 1
+    )
+    n = h * w
+    own = probs.diagonal(dim1=-2, dim2=-1).mean() * n
+    local = ((probs * near).sum(-1) / (near.sum(-1) / n)).mean()
+    return float(own), float(local)
+
+
+@torch.no_grad()
+def target_self_attention(
+    model, state, noisy, t: int
+) -> list[tuple[str, float, int, float, float]]:
+    """(layer, mean entropy, keys, self weight / uniform's, 3x3 mass / uniform's) of the
+    TargetNet's self-attention at each fused layer in one conditional step.
+
+    Forward hooks on the layer's own to_q and to_k read softmax(q k^T / sqrt(d)) of Fhat,
+    which the fused processor passes as both query and key input.
+    """
+    from truepose_core.heads import split_heads
+    from truepose_core.unet_layers import level_sizes
+
+    layers = {layer.name: layer for layer in model.layers if layer.name in state.layers}
+    sizes = level_sizes(tuple(noisy.shape[-2:]), 1 + max(x.level for x in model.layers))
+    modules = dict(model.target_unet.named_modules())
+    seen: dict[str, dict[str, torch.Tensor]] = {}
+
+    def keep(name, part, module, inputs, output):
+        seen.setdefault(name, {})[part] = output
+
+    hooks = []
+    for name, layer in layers.items():
+        attn = modules[layer.module_path]
+        hooks.append(attn.to_q.register_forward_hook(partial(keep, name, "q")))
+        hooks.append(attn.to_k.register_forward_hook(partial(keep, name, "k")))
+    n = noisy.shape[0]
+    try:
+        model.predict_noise(
+            noisy, torch.full((n,), t), state, torch.arange(n), torch.ones(n, dtype=torch.bool)
+        )
+    finally:
+        for hook in hooks:
+            hook.remove()
+    rows = []
+    for name, layer in layers.items():
+        heads = modules[layer.module_path].heads
+        q, k = (split_heads(seen[name][part], heads) for part in ("q", "k"))
+        probs = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).softmax(-1)
+        own_weight, local = locality(probs, sizes[layer.level])
+        rows.append((name, _entropy(probs), k.shape[2], own_weight, local))
     return rows
 
 

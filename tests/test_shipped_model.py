@@ -58,7 +58,7 @@ def test_source_use_script_reports_the_shipped_models_dependence():
     env = {**os.environ, "PYTHONPATH": str(repo)}
     done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
-    estimates, attention, fusion = done.stdout.strip().split("\n\n")
+    estimates, attention, fusion, target = done.stdout.strip().split("\n\n")
     assert "eq. 8 entropy at t=200 |" in fusion.splitlines()[0]
     rows = [line.split(" | ") for line in estimates.splitlines()[1:]]
     assert [int(r[0]) for r in rows] == [200, 500, 800, 950]
@@ -82,6 +82,14 @@ def test_source_use_script_reports_the_shipped_models_dependence():
     # The middle layer's eq. 8 attention is the one clearly peaked in the shipped model.
     middle = next(r for r in cross if r[0].startswith("middle"))
     assert float(middle[2]) < float(middle[3]) - 0.5, middle
+    assert "TargetNet self-attention entropy on Fhat at t=200 |" in target.splitlines()[0]
+    own_attention = [line.split(" | ") for line in target.splitlines()[1:]]
+    assert [r[0] for r in own_attention] == [r[0] for r in layers]
+    for _name, keys, entropy, log_n, own_weight, local in own_attention:
+        assert 0 < float(entropy) <= float(log_n) + 0.01 and float(log_n) == round(
+            math.log(int(keys)), 2
+        )
+        assert 0 <= float(own_weight) <= int(keys) and 0 <= float(local) <= int(keys)
 
 
 def _source_use_module():
@@ -120,6 +128,31 @@ def test_source_use_label_match_tells_matching_attention_from_uniform():
     assert script.label_match(elsewhere, source, target) == pytest.approx(0.0)
 
 
+def test_source_use_locality_tells_local_attention_from_uniform():
+    """The last table: self weight and 3x3 mass are 1 for uniform attention, N and N over the
+    neighbourhood's size for attention on the token itself, 0 for a token far away."""
+    script = _source_use_module()
+    n = 9
+    uniform = torch.full((1, 2, n, n), 1 / n)
+    assert script.locality(uniform, (3, 3)) == pytest.approx((1.0, 1.0))
+    itself = torch.eye(n)[None, None].expand(1, 2, n, n)
+    # Each token's 3x3 neighbourhood: 4 corners hold 4 tokens, 4 edges 6, the centre 9.
+    expected_local = (4 * n / 4 + 4 * n / 6 + n / 9) / n
+    assert script.locality(itself, (3, 3)) == pytest.approx((n, expected_local))
+    corner = torch.zeros(1, 1, n, n)
+    corner[..., 0, 8] = corner[..., 8, 0] = 1  # the two corners attend to each other
+    corner[..., 1:8, 4] = 1  # the rest to the centre
+    own, local = script.locality(corner, (3, 3))
+    assert own == pytest.approx(1.0)  # the centre's own weight alone: 1 of 9 rows, x 9
+    # Rows 0 and 8: nothing nearby. The centre is near every token: 9/6 for the 4 edges,
+    # 9/4 for corners 2 and 6, 1 for the centre itself.
+    assert local == pytest.approx((4 * 9 / 6 + 2 * 9 / 4 + 1) / 9)
+    # A 2x3 grid, row-major: each token attends to the next one; 2 -> 3 and 5 -> 0 jump a
+    # row and two columns. Nearby: 0 -> 1 and 3 -> 4 (6/4 each), 1 -> 2 and 4 -> 5 (6/6).
+    following = torch.eye(6).roll(1, 1)[None, None]
+    assert script.locality(following, (2, 3)) == pytest.approx((0.0, (2 * 6 / 4 + 2) / 6))
+
+
 def test_knockout_script_switches_each_part_off(tmp_path):
     """scripts/knockout.py: every knock-out changes the shipped model's images."""
     import json
@@ -143,3 +176,23 @@ def test_knockout_script_switches_each_part_off(tmp_path):
             assert abs(value - psnr["full"]) > 1e-3, (name, psnr)
     assert psnr["another pair's source"] < psnr["full"] - 1.0, psnr
     assert (tmp_path / "knockout.md").read_text().count("\n|") == 11
+
+
+@pytest.mark.parametrize("part", ["to_q", "to_k"])
+def test_source_use_reads_the_target_nets_own_self_attention(part):
+    """With one fused layer's own q (or k) projection zeroed, its row of the last table is
+    uniform attention exactly, and the other layers' rows are not."""
+    script = _source_use_module()
+    pipe = TruePosePipeline.from_checkpoint(SHIPPED_MODEL)
+    batch = held_out_batch(tuple(pipe.config.resolution), 2, 5)
+    hw = tuple(batch["sources"].shape[-2:])
+    state = pipe.prepare(pipe.encode_source(batch["sources"], batch["parsing"]), batch["poses"], hw)
+    noisy = torch.randn(pipe.encode_latents(batch["targets"]).shape)
+    layer = next(x for x in pipe.model.layers if x.name == "output_4_0")
+    attn = dict(pipe.model.target_unet.named_modules())[layer.module_path]
+    with torch.no_grad():
+        getattr(attn, part).weight.zero_()
+    rows = {r[0]: r[1:] for r in script.target_self_attention(pipe.model, state, noisy, 500)}
+    entropy, keys, own, local = rows.pop("output_4_0")
+    assert (entropy, own, local) == pytest.approx((math.log(keys), 1.0, 1.0), abs=1e-4)
+    assert all(e < math.log(n) - 0.01 for e, n, _, _ in rows.values()), rows
