@@ -531,7 +531,7 @@ def _generate(
 
 HONEST_MODEL = (
     f"The checkpoint is the pack's small model ({SMALL_MODEL}, shipped inside the pack: "
-    "nothing to download). It was trained for about 9.2 CPU-hours on procedural SynthFashion "
+    "nothing to download). It was trained for about 10.9 CPU-hours on procedural SynthFashion "
     "figures at 88x128: it draws the target pose on the source's background, mostly in the "
     "source's clothing colours, but no patterns and no faces; no full-size TruePose weights "
     "are published yet."
