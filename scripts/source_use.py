@@ -155,6 +155,31 @@ def label_match(probs: torch.Tensor, source: torch.Tensor, target: torch.Tensor)
     return float((mass[wanted] / uniform[wanted]).mean())
 
 
+def _hooked_step(
+    model, state, noisy, t: int, watched: dict[tuple[str, str], torch.nn.Module]
+) -> dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]]:
+    """Run one conditional step at timestep ``t`` with forward hooks on the ``watched``
+    modules, keyed (layer, part); returns seen[layer][part] = (module input, output)."""
+    seen: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def keep(name, part, module, inputs, output):
+        seen.setdefault(name, {})[part] = (inputs[0], output)
+
+    hooks = [
+        module.register_forward_hook(partial(keep, name, part))
+        for (name, part), module in watched.items()
+    ]
+    n = noisy.shape[0]
+    try:
+        model.predict_noise(
+            noisy, torch.full((n,), t), state, torch.arange(n), torch.ones(n, dtype=torch.bool)
+        )
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return seen
+
+
 @torch.no_grad()
 def fusion_attention(
     model, state, noisy, t: int, labels: tuple[torch.Tensor, torch.Tensor]
@@ -174,24 +199,11 @@ def fusion_attention(
     sizes = level_sizes(tuple(noisy.shape[-2:]), 1 + max(x.level for x in layers.values()))
     num_labels = get_label_set(model.config.label_set).num_labels
 
-    seen: dict[str, dict[str, tuple[torch.Tensor, torch.Tensor]]] = {}
-
-    def keep(name, part, module, inputs, output):
-        seen.setdefault(name, {})[part] = (inputs[0], output)
-
-    hooks = []
+    watched = {}
     for name in state.layers:
         hpfa = model.fusion[name].hpfa
-        hooks.append(hpfa.to_q.register_forward_hook(partial(keep, name, "q")))
-        hooks.append(hpfa.to_out.register_forward_hook(partial(keep, name, "out")))
-    n = noisy.shape[0]
-    try:
-        model.predict_noise(
-            noisy, torch.full((n,), t), state, torch.arange(n), torch.ones(n, dtype=torch.bool)
-        )
-    finally:
-        for hook in hooks:
-            hook.remove()
+        watched[name, "q"], watched[name, "out"] = hpfa.to_q, hpfa.to_out
+    seen = _hooked_step(model, state, noisy, t, watched)
     rows = []
     for name, parts in seen.items():
         hpfa = model.fusion[name].hpfa
@@ -238,28 +250,15 @@ def target_self_attention(
     layers = {layer.name: layer for layer in model.layers if layer.name in state.layers}
     sizes = level_sizes(tuple(noisy.shape[-2:]), 1 + max(x.level for x in model.layers))
     modules = dict(model.target_unet.named_modules())
-    seen: dict[str, dict[str, torch.Tensor]] = {}
-
-    def keep(name, part, module, inputs, output):
-        seen.setdefault(name, {})[part] = output
-
-    hooks = []
+    watched = {}
     for name, layer in layers.items():
         attn = modules[layer.module_path]
-        hooks.append(attn.to_q.register_forward_hook(partial(keep, name, "q")))
-        hooks.append(attn.to_k.register_forward_hook(partial(keep, name, "k")))
-    n = noisy.shape[0]
-    try:
-        model.predict_noise(
-            noisy, torch.full((n,), t), state, torch.arange(n), torch.ones(n, dtype=torch.bool)
-        )
-    finally:
-        for hook in hooks:
-            hook.remove()
+        watched[name, "q"], watched[name, "k"] = attn.to_q, attn.to_k
+    seen = _hooked_step(model, state, noisy, t, watched)
     rows = []
     for name, layer in layers.items():
         heads = modules[layer.module_path].heads
-        q, k = (split_heads(seen[name][part], heads) for part in ("q", "k"))
+        q, k = (split_heads(seen[name][part][1], heads) for part in ("q", "k"))
         probs = (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).softmax(-1)
         own_weight, local = locality(probs, sizes[layer.level])
         rows.append((name, _entropy(probs), k.shape[2], own_weight, local))
