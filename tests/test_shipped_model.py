@@ -92,15 +92,40 @@ def test_source_use_script_reports_the_shipped_models_dependence():
         assert 0 <= float(own_weight) <= int(keys) and 0 <= float(local) <= int(keys)
 
 
-def _source_use_module():
+def _script_module(name: str):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "source_use.py"
-    spec = importlib.util.spec_from_file_location("source_use", path)
+    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _source_use_module():
+    return _script_module("source_use")
+
+
+def test_seen_loss_gives_seen_and_unseen_pairs_the_same_noise():
+    """scripts/seen_loss.py: seen pairs come from the run's range and unseen ones from far
+    beyond it, and pair k's noise and timestep do not depend on the rest of its list, so
+    the two sets' losses differ by the pairs alone."""
+    from truepose_core.data.synthfashion import SynthFashion
+
+    script = _script_module("seen_loss")
+    seen, unseen = script.pair_indices(100, 6, 3)
+    assert all(0 <= i < 100 for i in seen), seen
+    assert all(i >= script.UNSEEN_START for i in unseen), unseen
+    pipe = TruePosePipeline.from_checkpoint(SHIPPED_MODEL)
+    data = SynthFashion(size=tuple(pipe.config.resolution), length=10**7, seed=0)
+    items = [data[i] for i in seen]
+    losses, steps = script.pair_losses(pipe, items, 3, chunk=4)
+    first, first_steps = script.pair_losses(pipe, items[:4], 3, chunk=4)
+    assert torch.equal(steps[:4], first_steps) and torch.equal(losses[:4], first)
+    assert bool((losses > 0).all()) and bool(torch.isfinite(losses).all())
+    other, _ = script.pair_losses(pipe, [data[i] for i in unseen], 3, chunk=4)
+    assert not torch.equal(other, losses)
 
 
 def test_source_use_label_match_tells_matching_attention_from_uniform():
