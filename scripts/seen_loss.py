@@ -36,7 +36,8 @@ def pair_losses(
     pipe, items: list[dict], noise_seed: int, chunk: int = 8
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pair noise-prediction MSE and the timesteps used; pair k's noise and timestep
-    depend only on (``noise_seed``, k), so two lists of the same length are paired."""
+    depend only on (``noise_seed``, ``chunk``, k), so two lists of the same length are
+    paired."""
     from truepose_core.data.batch import pair_batch
     from truepose_core.sampling import training_scheduler
 
