@@ -68,6 +68,7 @@ def _mean_se(x: torch.Tensor) -> str:
 def main() -> None:
     from truepose_core.data.synthfashion import SynthFashion
     from truepose_core.pipeline import TruePosePipeline
+    from truepose_core.sampling import training_scheduler
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="a self-contained TruePose file")
@@ -83,8 +84,6 @@ def main() -> None:
     seen, unseen = pair_indices(args.train_pairs, args.pairs, args.seed)
     loss_seen, t = pair_losses(pipe, [data[i] for i in seen], args.seed)
     loss_unseen, _ = pair_losses(pipe, [data[i] for i in unseen], args.seed)
-    from truepose_core.sampling import training_scheduler
-
     total = training_scheduler(pipe.config).config.num_train_timesteps
     print("timesteps | pairs | seen MSE | unseen MSE | unseen - seen")
     quarters = [(q * total // 4, (q + 1) * total // 4) for q in range(4)] + [(0, total)]
