@@ -63,7 +63,15 @@ def test_generate_writes_named_images_and_resumes(tmp_path):
 def test_every_option_of_every_command_has_help_text():
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(commands.choices) == {"demo", "train", "train-vae", "generate", "evaluate", "parse"}
+    assert set(commands.choices) == {
+        "demo",
+        "train",
+        "train-vae",
+        "train-clip",
+        "generate",
+        "evaluate",
+        "parse",
+    }
     for name, command in commands.choices.items():
         for action in command._actions:
             if isinstance(action, argparse._HelpAction):
@@ -75,6 +83,14 @@ def test_every_option_of_every_command_has_help_text():
         ["--pred", "p", "--gt", "g", "--fid-real", "r", "--parsing", "q", "--label-set", "atr"]
     )
     assert (evaluate.fid_real, evaluate.parsing, evaluate.label_set) == ("r", "q", "atr")
+    from truepose_core.clip_train import CLIPTrainConfig
+
+    clip = commands.choices["train-clip"].parse_args([])
+    assert (clip.output, clip.images, clip.steps) == (
+        CLIPTrainConfig.output,
+        CLIPTrainConfig.images,
+        CLIPTrainConfig.steps,
+    )
 
 
 def test_evaluate_reports_region_metrics_with_a_parsing_folder(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""The ``truepose`` command: demo, train, train-vae, generate, evaluate, parse.
+"""The ``truepose`` command: demo, train, train-vae, train-clip, generate, evaluate, parse.
 
 Errors a user can fix are printed as one line and exit with status 2; nothing here executes
 pickled code (checkpoints load through safetensors or ``weights_only``).
@@ -74,6 +74,22 @@ def _cmd_train_vae(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_clip(args: argparse.Namespace) -> int:
+    from .clip_train import CLIPTrainConfig, train_clip
+
+    cfg = CLIPTrainConfig(
+        output=args.output,
+        images=args.images,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+    )
+    print(f"clip: {train_clip(cfg)}")
+    return 0
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from .generate import generate_pairs
 
@@ -127,6 +143,7 @@ def _cmd_parse(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .clip_train import CLIPTrainConfig
     from .config import SamplingConfig
     from .parsing import LABEL_SET_NAMES
 
@@ -186,6 +203,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="patch VAE: components per 8x8 cell (default: the shipped model's 36)",
     )
     vae.set_defaults(func=_cmd_train_vae)
+
+    clip = sub.add_parser(
+        "train-clip",
+        help="pretrain the small SynthFashion CLIP image tower on captions",
+        formatter_class=fmt,
+    )
+    clip.add_argument("--output", default=CLIPTrainConfig.output, help="tower file to write")
+    clip.add_argument("--images", type=int, default=CLIPTrainConfig.images, help="pairs rendered")
+    clip.add_argument("--steps", type=int, default=CLIPTrainConfig.steps, help="optimiser steps")
+    clip.add_argument(
+        "--batch-size", type=int, default=CLIPTrainConfig.batch_size, help="crops per step"
+    )
+    clip.add_argument("--lr", type=float, default=CLIPTrainConfig.lr, help="AdamW peak lr")
+    clip.add_argument(
+        "--max-minutes", type=float, default=0.0, help="wall-clock budget (0: no limit)"
+    )
+    clip.add_argument("--seed", type=int, default=CLIPTrainConfig.seed, help="data and init seed")
+    clip.set_defaults(func=_cmd_train_clip)
 
     gen = sub.add_parser(
         "generate",

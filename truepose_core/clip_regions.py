@@ -64,6 +64,50 @@ def _square(crop: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def clip_pixels(squares: list[torch.Tensor], image_size: int) -> torch.Tensor:
+    """Square crops in [0, 1] -> the CLIP tower's normalised input (N, 3, size, size)."""
+    batch = torch.stack(
+        [
+            F.interpolate(
+                sq[None],
+                size=(image_size, image_size),
+                mode="bicubic",
+                align_corners=False,
+                antialias=True,
+            )[0]
+            for sq in squares
+        ]
+    ).clamp(0, 1)
+    mean = batch.new_tensor(CLIP_MEAN).view(1, 3, 1, 1)
+    std = batch.new_tensor(CLIP_STD).view(1, 3, 1, 1)
+    return (batch - mean) / std
+
+
+def region_squares(
+    images: torch.Tensor, parsing: torch.Tensor, label_set
+) -> tuple[list[torch.Tensor], list[tuple[int, int]], list[dict]]:
+    """Each present label's rectangle, padded square: (squares, (row, label) slots, boxes).
+
+    The whole images follow the regions in ``squares`` (one per row, without a slot), so the
+    CLIP tower sees every crop of a batch in one call. Used by the frozen encoder and by
+    ``truepose train-clip``, so both crop alike.
+    """
+    from .parsing import region_boxes
+
+    fill = images.new_tensor(CLIP_MEAN)
+    squares: list[torch.Tensor] = []
+    slots: list[tuple[int, int]] = []
+    boxes = []
+    for i in range(images.shape[0]):
+        found = region_boxes(parsing[i].cpu().numpy(), label_set)
+        boxes.append(found)
+        for label, (x0, y0, x1, y1) in sorted(found.items()):
+            squares.append(_square(images[i, :, y0:y1, x0:x1], fill))
+            slots.append((i, label))
+    squares.extend(_square(img, fill) for img in images)
+    return squares, slots, boxes
+
+
 @dataclass
 class RegionEmbeddings:
     """Per-label CLIP embeddings of a batch of source images."""
@@ -81,52 +125,23 @@ class ClipRegionEncoder(nn.Module):
         super().__init__()
         self.visual = visual.eval().requires_grad_(False)
         self.image_size = image_size
-        self.register_buffer("mean", torch.tensor(CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(CLIP_STD).view(1, 3, 1, 1), persistent=False)
-
-    def _prepare(self, squares: list[torch.Tensor]) -> torch.Tensor:
-        batch = torch.stack(
-            [
-                F.interpolate(
-                    sq[None],
-                    size=(self.image_size, self.image_size),
-                    mode="bicubic",
-                    align_corners=False,
-                    antialias=True,
-                )[0]
-                for sq in squares
-            ]
-        ).clamp(0, 1)
-        return (batch - self.mean) / self.std
 
     @torch.no_grad()
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Whole images (B, 3, H, W) in [0, 1] -> pooled, projected embeddings (B, E)."""
-        fill = self.mean.view(3)
+        fill = images.new_tensor(CLIP_MEAN)
         squares = [_square(img, fill) for img in images]
         param = next(self.visual.parameters())
-        return self.visual(self._prepare(squares).to(param.dtype)).float()
+        return self.visual(clip_pixels(squares, self.image_size).to(param.dtype)).float()
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor, parsing: torch.Tensor, label_set) -> RegionEmbeddings:
         """images (B, 3, H, W) in [0, 1], parsing (B, H, W) labels -> RegionEmbeddings."""
-        from .parsing import region_boxes
-
         b = images.shape[0]
         num_labels = label_set.num_labels
-        fill = self.mean.view(3)
-        squares: list[torch.Tensor] = []
-        slots: list[tuple[int, int]] = []
-        boxes = []
-        for i in range(b):
-            found = region_boxes(parsing[i].cpu().numpy(), label_set)
-            boxes.append(found)
-            for label, (x0, y0, x1, y1) in sorted(found.items()):
-                squares.append(_square(images[i, :, y0:y1, x0:x1], fill))
-                slots.append((i, label))
-        squares.extend(_square(img, fill) for img in images)
+        squares, slots, boxes = region_squares(images, parsing, label_set)
         param = next(self.visual.parameters())
-        embeds = self.visual(self._prepare(squares).to(param.dtype)).float()
+        embeds = self.visual(clip_pixels(squares, self.image_size).to(param.dtype)).float()
         region = embeds.new_zeros(b, num_labels, embeds.shape[-1])
         present = torch.zeros(b, num_labels, dtype=torch.bool, device=embeds.device)
         for (i, label), e in zip(slots, embeds[: len(slots)], strict=True):

@@ -1,0 +1,102 @@
+"""``truepose train-clip``: captions name what was drawn, the loss matches rows by caption, and a
+short run learns and writes a tower that ``truepose train`` loads."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from truepose_core.clip_train import CLIPTrainConfig, captioned_crops, contrastive_loss, train_clip
+from truepose_core.data.captions import colour_name, person_caption, region_caption
+from truepose_core.data.synthfashion import SynthFashion
+from truepose_core.presets import tiny_truepose_config
+
+
+@pytest.mark.parametrize(
+    "rgb, name",
+    [
+        ((0, 0, 0), "black"),
+        ((255, 255, 255), "white"),
+        ((128, 128, 128), "grey"),
+        ((250, 5, 5), "deep bright red"),
+        ((30, 40, 100), "dark blue"),
+        ((150, 230, 150), "pale bright green"),
+        ((255, 128, 0), "deep bright orange"),
+    ],
+)
+def test_colour_names(rgb, name):
+    assert colour_name(rgb) == name
+
+
+def test_captions_name_the_drawn_colours_and_pattern():
+    data = SynthFashion(length=40, seed=3)
+    for index in range(40):
+        identity = data.sample(index)[0]
+        shirt = region_caption(identity, "Upper-clothes")
+        assert colour_name(identity.shirt.color_a) in shirt
+        if identity.shirt.pattern != "plain":
+            assert colour_name(identity.shirt.color_b) in shirt
+        assert (" print" in shirt) == (identity.shirt.text is not None)
+        assert colour_name(identity.pants) in region_caption(identity, "Pants")
+        assert colour_name(identity.skin) in region_caption(identity, "Face")
+        whole = person_caption(identity)
+        assert colour_name(identity.background) + " background" in whole
+        assert identity.hair_style in whole
+        assert region_caption(identity, "Background") == ""
+
+
+def test_crops_carry_their_regions_captions():
+    cfg = CLIPTrainConfig(images=2, seed=5)
+    config = tiny_truepose_config()
+    pixels, captions, ids = captioned_crops(cfg, config)
+    size = config.clip_image_size
+    assert pixels.shape == (len(ids), 3, size, size) and pixels.dtype == torch.float16
+    texts = [captions[i] for i in ids]
+    identity = SynthFashion(length=2, seed=5).sample(0)[0]
+    # both images of pair 0: each shows the shirt, and the whole image comes after its regions
+    assert texts.count(region_caption(identity, "Upper-clothes")) == 2
+    assert texts.count(person_caption(identity)) == 2
+    assert "" not in captions
+    # the crop of pair 0's source shirt is the row with the shirt's caption
+    from truepose_core.clip_regions import clip_pixels, region_squares
+    from truepose_core.parsing import get_label_set
+
+    item = SynthFashion(length=2, seed=5)[0]
+    images = item["source_image"][None].add(1).div(2)
+    squares, slots, _ = region_squares(images, item["source_parsing"][None], get_label_set("lip"))
+    shirt = clip_pixels([squares[slots.index((0, 5))]], size).half()
+    row = (pixels == shirt).flatten(1).all(1).nonzero().flatten().tolist()
+    assert [texts[r] for r in row] == [region_caption(identity, "Upper-clothes")]
+
+
+def test_contrastive_loss_matches_rows_by_caption():
+    torch.manual_seed(0)
+    image = torch.randn(6, 8)
+    text = image + 0.01 * torch.randn(6, 8)
+    ids = torch.arange(6)
+    aligned = contrastive_loss(image, text, ids, 20.0)
+    shuffled = contrastive_loss(image, text.roll(1, 0), ids, 20.0)
+    assert aligned < 0.1 < shuffled
+    # two rows with one caption are both matches: swapping their texts changes nothing
+    ids = torch.tensor([0, 0, 1, 2, 3, 4])
+    swapped = text[[1, 0, 2, 3, 4, 5]]
+    loss = contrastive_loss(image, text, ids, 20.0)
+    assert loss == pytest.approx(float(contrastive_loss(image, swapped, ids, 20.0)), abs=1e-5)
+    assert contrastive_loss(image, swapped, torch.arange(6), 20.0) > loss + 1
+
+
+def test_short_run_learns_and_train_loads_the_tower(tmp_path):
+    from truepose_core.clip_regions import build_clip_vision, load_clip_vision
+    from truepose_core.weights import read_metadata
+
+    out = tmp_path / "clip.safetensors"
+    cfg = CLIPTrainConfig(output=str(out), images=12, steps=80, batch_size=64, lr=3e-3)
+    assert train_clip(cfg, progress=False) == out
+    meta = read_metadata(out)
+    assert float(meta["loss_end"]) < float(meta["loss_start"]) - 0.3
+    config = tiny_truepose_config()
+    tower = load_clip_vision(config, out)
+    torch.manual_seed(1)
+    random = build_clip_vision(config)
+    assert tower.proj.shape == random.proj.shape
+    assert not torch.equal(tower.proj, random.proj)

@@ -1,0 +1,151 @@
+"""``truepose train-clip``: pretrain the SynthFashion model's small CLIP image tower.
+
+METHOD.md's CLIP is frozen and contrastively pretrained; its embeddings of the source's
+parsing regions are CAA's tokens and its whole-image embedding is the UNets' cross-attention
+context. No CLIP weights can be downloaded here, and a tower with random weights keeps little
+of a region's colour (README, "A pretrained CLIP"). This trains an open_clip ``CLIP`` (the
+image tower of :data:`~.presets.TINY_CLIP_VISION` plus a small text tower) with CLIP's
+symmetric contrastive loss on SynthFashion crops, cut exactly as TruePose cuts them
+(:func:`~.clip_regions.region_squares`), against captions of what was drawn
+(:mod:`.data.captions`). Rows whose captions are equal count as matches. Only the image tower
+is saved (``visual.*`` keys, as open_clip names them), so the ``clip`` option of
+``truepose train`` loads it like any open_clip file.
+
+The run is a few CPU-minutes and keeps no states: a killed run is run again, and the output
+file is replaced atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch.nn import functional as F
+
+
+@dataclass(frozen=True)
+class CLIPTrainConfig:
+    output: str = "runs/clip-synth/clip.safetensors"
+    size: tuple[int, int] = (128, 88)
+    #: Training pairs rendered; both images of each pair are used.
+    images: int = 3000
+    batch_size: int = 512
+    lr: float = 1e-3
+    steps: int = 1500
+    max_minutes: float = 0.0
+    seed: int = 0
+    text_width: int = 64
+    text_layers: int = 2
+    context_length: int = 64
+
+
+def _clip_model(cfg: CLIPTrainConfig, config):
+    from open_clip.model import CLIP
+
+    text_cfg = dict(
+        context_length=cfg.context_length,
+        vocab_size=49408,
+        width=cfg.text_width,
+        heads=max(1, cfg.text_width // 32),
+        layers=cfg.text_layers,
+    )
+    vision_cfg = dict(config.clip_vision)
+    vision_cfg.setdefault("image_size", config.clip_image_size)
+    return CLIP(embed_dim=config.clip_dim, vision_cfg=vision_cfg, text_cfg=text_cfg)
+
+
+def captioned_crops(cfg: CLIPTrainConfig, config) -> tuple[torch.Tensor, list[str], torch.Tensor]:
+    """Render the crops once: (pixels (N, 3, s, s) fp16, unique captions, caption index (N,))."""
+    from .clip_regions import clip_pixels, region_squares
+    from .data.captions import person_caption, region_caption
+    from .data.synthfashion import SynthFashion
+    from .parsing import get_label_set
+
+    label_set = get_label_set(config.label_set)
+    data = SynthFashion(size=tuple(cfg.size), length=cfg.images, seed=cfg.seed, split="train")
+    pixels: list[torch.Tensor] = []
+    captions: list[str] = []
+    for index in range(cfg.images):
+        item = data[index]
+        identity = data.sample(index)[0]
+        images = torch.stack([item["source_image"], item["target_image"]]).add(1).div(2)
+        parsing = torch.stack([item["source_parsing"], item["target_parsing"]])
+        squares, slots, _ = region_squares(images, parsing, label_set)
+        texts = [region_caption(identity, label_set.labels[label]) for _, label in slots]
+        texts += [person_caption(identity)] * images.shape[0]
+        keep = [i for i, t in enumerate(texts) if t]
+        pixels.append(clip_pixels([squares[i] for i in keep], config.clip_image_size).half())
+        captions.extend(texts[i] for i in keep)
+    unique = sorted(set(captions))
+    where = {c: i for i, c in enumerate(unique)}
+    return torch.cat(pixels), unique, torch.tensor([where[c] for c in captions])
+
+
+def contrastive_loss(image: torch.Tensor, text: torch.Tensor, ids: torch.Tensor, scale):
+    """CLIP's symmetric cross-entropy; rows with the same caption id are all matches."""
+    image = F.normalize(image, dim=-1)
+    text = F.normalize(text, dim=-1)
+    logits = scale * image @ text.T
+    match = (ids[:, None] == ids[None, :]).float()
+    target = match / match.sum(1, keepdim=True)
+    return 0.5 * (
+        F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target.T.contiguous())
+    )
+
+
+def train_clip(cfg: CLIPTrainConfig, progress: bool = True) -> Path:
+    """Pretrain the tower; write ``cfg.output`` (safetensors, ``visual.*``) and return it."""
+    import open_clip
+    from safetensors.torch import save_file
+
+    from . import atomic
+    from .presets import tiny_truepose_config
+
+    config = tiny_truepose_config()
+    torch.manual_seed(cfg.seed)
+    started = time.monotonic()
+    pixels, captions, ids = captioned_crops(cfg, config)
+    tokens = open_clip.tokenize(captions, context_length=cfg.context_length)
+    model = _clip_model(cfg, config)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.1)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    losses: list[float] = []
+    for step in range(cfg.steps):
+        if cfg.max_minutes and (time.monotonic() - started) / 60 > cfg.max_minutes:
+            break
+        for group in optimizer.param_groups:  # warm-up, then a cosine to zero
+            warm = min(1.0, (step + 1) / 50)
+            group["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        rows = torch.randint(len(ids), (cfg.batch_size,), generator=generator)
+        batch_ids = ids[rows]
+        image = model.encode_image(pixels[rows].float())
+        text = model.encode_text(tokens[batch_ids])
+        loss = contrastive_loss(image, text, batch_ids, model.logit_scale.exp())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        losses.append(loss.item())
+        if progress and (step + 1) % 100 == 0:
+            print(f"train-clip: step {step + 1} loss {sum(losses[-100:]) / 100:.4f}", flush=True)
+    tenth = max(1, len(losses) // 10)  # the loss means over the first and last tenth of steps
+    out = Path(cfg.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "clip_train_config": json.dumps(asdict(cfg), sort_keys=True),
+        "clip_vision": json.dumps(dict(config.clip_vision), sort_keys=True),
+        "steps": str(len(losses)),
+        "loss_start": f"{sum(losses[:tenth]) / tenth:.4f}",
+        "loss_end": f"{sum(losses[-tenth:]) / tenth:.4f}",
+        "crops": str(len(ids)),
+        "captions": str(len(captions)),
+    }
+    state = {f"visual.{k}": v.detach().contiguous() for k, v in model.visual.state_dict().items()}
+    with atomic.atomic_file(out) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+    return out
