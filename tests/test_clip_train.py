@@ -6,8 +6,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from truepose_core.clip_train import CLIPTrainConfig, captioned_crops, contrastive_loss, train_clip
-from truepose_core.data.captions import colour_name, person_caption, region_caption
+from truepose_core.clip_train import (
+    CLIPTrainConfig,
+    batch_rows,
+    captioned_crops,
+    contrastive_loss,
+    train_clip,
+)
+from truepose_core.data.captions import (
+    colour_name,
+    colour_words,
+    person_caption,
+    region_caption,
+)
 from truepose_core.data.synthfashion import SynthFashion
 from truepose_core.presets import tiny_truepose_config
 
@@ -26,6 +37,28 @@ from truepose_core.presets import tiny_truepose_config
 )
 def test_colour_names(rgb, name):
     assert colour_name(rgb) == name
+
+
+def test_colour_levels_follow_the_name():
+    assert colour_words((250, 5, 5)) == "deep bright red"
+    assert colour_words((250, 5, 5), 8) == "deep bright red (7 0 0)"
+    assert colour_words((0, 128, 255), 4) == "deep bright azure (0 2 3)"
+    identity = SynthFashion(length=1, seed=2).sample(0)[0]
+    assert f"({identity.pants[0] * 8 // 256} " in region_caption(identity, "Pants", 8)
+    assert "(" not in person_caption(identity)
+
+
+def test_batches_by_kind_hold_one_kind():
+    kinds = torch.tensor([5, 5, 9, -1, 13, 9, 5, -1])
+    g = torch.Generator().manual_seed(0)
+    seen = set()
+    for _ in range(30):
+        rows = batch_rows(kinds, 16, True, g)
+        assert len(set(kinds[rows].tolist())) == 1
+        seen.add(int(kinds[rows[0]]))
+    assert seen == {5, 9, -1, 13}
+    mixed = batch_rows(kinds, 64, False, g)
+    assert len(set(kinds[mixed].tolist())) == 4
 
 
 def test_captions_name_the_drawn_colours_and_pattern():
@@ -48,7 +81,7 @@ def test_captions_name_the_drawn_colours_and_pattern():
 def test_crops_carry_their_regions_captions():
     cfg = CLIPTrainConfig(images=2, seed=5)
     config = tiny_truepose_config()
-    pixels, captions, ids = captioned_crops(cfg, config)
+    pixels, captions, ids, kinds = captioned_crops(cfg, config)
     size = config.clip_image_size
     assert pixels.shape == (len(ids), 3, size, size) and pixels.dtype == torch.float16
     texts = [captions[i] for i in ids]
@@ -90,7 +123,9 @@ def test_short_run_learns_and_train_loads_the_tower(tmp_path):
     from truepose_core.weights import read_metadata
 
     out = tmp_path / "clip.safetensors"
-    cfg = CLIPTrainConfig(output=str(out), images=12, steps=80, batch_size=64, lr=3e-3)
+    cfg = CLIPTrainConfig(
+        output=str(out), images=12, steps=80, batch_size=64, lr=3e-3, colour_levels=8
+    )
     assert train_clip(cfg, progress=False) == out
     meta = read_metadata(out)
     assert float(meta["loss_end"]) < float(meta["loss_start"]) - 0.3

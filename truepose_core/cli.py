@@ -85,6 +85,9 @@ def _cmd_train_clip(args: argparse.Namespace) -> int:
         lr=args.lr,
         max_minutes=args.max_minutes,
         seed=args.seed,
+        context_length=args.context_length,
+        colour_levels=args.colour_levels,
+        batch_by_kind=args.batch_by_kind,
     )
     print(f"clip: {train_clip(cfg)}")
     return 0
@@ -220,6 +223,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-minutes", type=float, default=0.0, help="wall-clock budget (0: no limit)"
     )
     clip.add_argument("--seed", type=int, default=CLIPTrainConfig.seed, help="data and init seed")
+    clip.add_argument(
+        "--context-length",
+        type=int,
+        default=CLIPTrainConfig.context_length,
+        help="caption tokens (longer captions are cut)",
+    )
+    clip.add_argument(
+        "--colour-levels",
+        type=int,
+        default=CLIPTrainConfig.colour_levels,
+        help="captions also give each colour channel's level out of this many (0: names only)",
+    )
+    clip.add_argument(
+        "--batch-by-kind",
+        action=argparse.BooleanOptionalAction,
+        default=CLIPTrainConfig.batch_by_kind,
+        help="draw each step's crops from one parsing label (or whole images)",
+    )
     clip.set_defaults(func=_cmd_train_clip)
 
     gen = sub.add_parser(

@@ -41,6 +41,11 @@ class CLIPTrainConfig:
     text_width: int = 64
     text_layers: int = 2
     context_length: int = 64
+    #: Captions also give each colour's channels at this many levels (0: names only).
+    colour_levels: int = 0
+    #: Draw each step's crops from one kind (one parsing label, or whole images), so that
+    #: the other rows of a batch differ from a row's caption mostly in colour and pattern.
+    batch_by_kind: bool = False
 
 
 def _clip_model(cfg: CLIPTrainConfig, config):
@@ -69,20 +74,37 @@ def captioned_crops(cfg: CLIPTrainConfig, config) -> tuple[torch.Tensor, list[st
     data = SynthFashion(size=tuple(cfg.size), length=cfg.images, seed=cfg.seed, split="train")
     pixels: list[torch.Tensor] = []
     captions: list[str] = []
+    kinds: list[int] = []
+    levels = cfg.colour_levels
     for index in range(cfg.images):
         item = data[index]
         identity = data.sample(index)[0]
         images = torch.stack([item["source_image"], item["target_image"]]).add(1).div(2)
         parsing = torch.stack([item["source_parsing"], item["target_parsing"]])
         squares, slots, _ = region_squares(images, parsing, label_set)
-        texts = [region_caption(identity, label_set.labels[label]) for _, label in slots]
-        texts += [person_caption(identity)] * images.shape[0]
+        texts = [region_caption(identity, label_set.labels[lab], levels) for _, lab in slots]
+        texts += [person_caption(identity, levels)] * images.shape[0]
+        kind = [lab for _, lab in slots] + [-1] * images.shape[0]
         keep = [i for i, t in enumerate(texts) if t]
         pixels.append(clip_pixels([squares[i] for i in keep], config.clip_image_size).half())
         captions.extend(texts[i] for i in keep)
+        kinds.extend(kind[i] for i in keep)
     unique = sorted(set(captions))
     where = {c: i for i, c in enumerate(unique)}
-    return torch.cat(pixels), unique, torch.tensor([where[c] for c in captions])
+    ids = torch.tensor([where[c] for c in captions])
+    return torch.cat(pixels), unique, ids, torch.tensor(kinds)
+
+
+def batch_rows(
+    kinds: torch.Tensor, size: int, by_kind: bool, generator: torch.Generator
+) -> torch.Tensor:
+    """A step's crop indices: uniform over all crops, or uniform within one random kind."""
+    if not by_kind:
+        return torch.randint(len(kinds), (size,), generator=generator)
+    values = kinds.unique()
+    kind = values[torch.randint(len(values), (1,), generator=generator)]
+    pool = (kinds == kind).nonzero().flatten()
+    return pool[torch.randint(len(pool), (size,), generator=generator)]
 
 
 def contrastive_loss(image: torch.Tensor, text: torch.Tensor, ids: torch.Tensor, scale):
@@ -108,7 +130,7 @@ def train_clip(cfg: CLIPTrainConfig, progress: bool = True) -> Path:
     config = tiny_truepose_config()
     torch.manual_seed(cfg.seed)
     started = time.monotonic()
-    pixels, captions, ids = captioned_crops(cfg, config)
+    pixels, captions, ids, kinds = captioned_crops(cfg, config)
     tokens = open_clip.tokenize(captions, context_length=cfg.context_length)
     model = _clip_model(cfg, config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.1)
@@ -120,7 +142,7 @@ def train_clip(cfg: CLIPTrainConfig, progress: bool = True) -> Path:
         for group in optimizer.param_groups:  # warm-up, then a cosine to zero
             warm = min(1.0, (step + 1) / 50)
             group["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-        rows = torch.randint(len(ids), (cfg.batch_size,), generator=generator)
+        rows = batch_rows(kinds, cfg.batch_size, cfg.batch_by_kind, generator)
         batch_ids = ids[rows]
         image = model.encode_image(pixels[rows].float())
         text = model.encode_text(tokens[batch_ids])

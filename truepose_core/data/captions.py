@@ -5,7 +5,9 @@ CAA what a region looks like. No CLIP weights can be downloaded here, and a towe
 weights keeps little of a region's colour, so the SynthFashion model's tower is pretrained
 CLIP-style on SynthFashion images against these captions. They name what the renderer
 drew: each garment's colours and pattern, the skin, hair, shoes and background. Colours
-are named, as people write them, from a fixed vocabulary (:func:`colour_name`).
+are named, as people write them, from a fixed vocabulary (:func:`colour_name`); with
+``levels`` they also carry each channel's level, "dark azure (1 3 6)", so that captions tell
+apart colours that share a name.
 """
 
 from __future__ import annotations
@@ -61,48 +63,63 @@ def _a(phrase: str) -> str:
     return f"{'an' if phrase[0] in 'aeiou' else 'a'} {phrase}"
 
 
-def garment_phrase(g: Garment, noun: str) -> str:
+def colour_words(rgb: tuple[int, int, int], levels: int = 0) -> str:
+    """:func:`colour_name`, followed by the channels quantised to ``levels`` levels if > 0."""
+    name = colour_name(rgb)
+    if levels <= 0:
+        return name
+    code = " ".join(str(min(levels - 1, c * levels // 256)) for c in rgb)
+    return f"{name} ({code})"
+
+
+def garment_phrase(g: Garment, noun: str, levels: int = 0) -> str:
     """'a green shirt with pink dots and a black print', 'a plain red skirt'."""
-    a = colour_name(g.color_a)
+    a = colour_words(g.color_a, levels)
     if g.pattern == "plain":
         phrase = f"a plain {a} {noun}"
     else:
-        phrase = f"{_a(a)} {noun} with {colour_name(g.color_b)} {_PATTERN_WORDS[g.pattern]}"
+        b = colour_words(g.color_b, levels)
+        phrase = f"{_a(a)} {noun} with {b} {_PATTERN_WORDS[g.pattern]}"
     if g.text is not None:
-        phrase += f" and {_a(colour_name(g.text_color))} print"
+        phrase += f" and {_a(colour_words(g.text_color, levels))} print"
     return phrase
 
 
-def person_caption(identity: Identity) -> str:
+def person_caption(identity: Identity, levels: int = 0) -> str:
     """The whole image: the person's clothes, skin and hair, and the background."""
+
+    def c(rgb: tuple[int, int, int]) -> str:
+        return colour_words(rgb, levels)
+
     sleeves = "long-sleeved" if identity.long_sleeves else "short-sleeved"
-    shirt = garment_phrase(identity.shirt, f"{sleeves} shirt")
+    shirt = garment_phrase(identity.shirt, f"{sleeves} shirt", levels)
     if identity.lower == "skirt":
-        lower = garment_phrase(identity.skirt, "skirt")
+        lower = garment_phrase(identity.skirt, "skirt", levels)
     else:
-        lower = f"{colour_name(identity.pants)} trousers"
+        lower = f"{c(identity.pants)} trousers"
     return (
-        f"a person with {colour_name(identity.skin)} skin and {identity.hair_style} "
-        f"{colour_name(identity.hair)} hair wearing {shirt}, {lower} and "
-        f"{colour_name(identity.shoes)} shoes on a {colour_name(identity.background)} background"
+        f"a person with {c(identity.skin)} skin and {identity.hair_style} {c(identity.hair)} "
+        f"hair wearing {shirt}, {lower} and {c(identity.shoes)} shoes on a "
+        f"{c(identity.background)} background"
     )
 
 
-def region_caption(identity: Identity, label: str) -> str:
+def region_caption(identity: Identity, label: str, levels: int = 0) -> str:
     """One parsing region of the person, by its LIP label name; '' for labels never drawn."""
-    skin = colour_name(identity.skin)
+    skin = colour_words(identity.skin, levels)
     if label == "Upper-clothes":
-        return garment_phrase(identity.shirt, "shirt")
+        return garment_phrase(identity.shirt, "shirt", levels)
     if label == "Skirt":
-        return garment_phrase(identity.skirt, "skirt")
+        return garment_phrase(identity.skirt, "skirt", levels)
     if label == "Pants":
-        return f"{colour_name(identity.pants)} trousers"
+        return f"{colour_words(identity.pants, levels)} trousers"
     if label == "Face":
         return f"a face with {skin} skin"
     if label == "Hair":
-        return f"{identity.hair_style} {colour_name(identity.hair)} hair"
+        return f"{identity.hair_style} {colour_words(identity.hair, levels)} hair"
     if label in ("Left-arm", "Right-arm", "Left-leg", "Right-leg"):
         return f"a {label.lower().replace('-', ' ')} with {skin} skin"
     if label in ("Left-shoe", "Right-shoe"):
-        return _a(f"{colour_name(identity.shoes)} {label.lower().replace('-', ' ')}")
+        shoe = label.lower().replace("-", " ")
+        return _a(f"{colour_words(identity.shoes, levels)} {shoe}")
     return ""
