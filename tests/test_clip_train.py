@@ -135,3 +135,19 @@ def test_short_run_learns_and_train_loads_the_tower(tmp_path):
     random = build_clip_vision(config)
     assert tower.proj.shape == random.proj.shape
     assert not torch.equal(tower.proj, random.proj)
+
+
+def test_clip_probe_reads_a_linear_colour_and_not_noise():
+    """scripts/clip_probe.py: a colour that is a linear function of the embedding is read
+    back almost exactly; from an embedding unrelated to it, no better than its mean."""
+    from script_modules import script_module
+
+    ridge_error = script_module("clip_probe").ridge_error
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 8, generator=g).double().numpy()
+    colour = x @ torch.randn(8, 3, generator=g).double().numpy() * 30 + 120
+    err, base = ridge_error(x, colour, 300, lam=1e-6)
+    assert err < 0.5 < 30 < base
+    noise = torch.randn(400, 8, generator=g).double().numpy()
+    err, base = ridge_error(noise, colour, 300)
+    assert err > 0.9 * base

@@ -10,6 +10,7 @@ import math
 
 import pytest
 import torch
+from script_modules import script_module
 
 from truepose_core.checkpoint import load_truepose
 from truepose_core.cli import SHIPPED_MODEL
@@ -92,19 +93,8 @@ def test_source_use_script_reports_the_shipped_models_dependence():
         assert 0 <= float(own_weight) <= int(keys) and 0 <= float(local) <= int(keys)
 
 
-def _script_module(name: str):
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _source_use_module():
-    return _script_module("source_use")
+    return script_module("source_use")
 
 
 def test_seen_loss_gives_seen_and_unseen_pairs_the_same_noise():
@@ -113,7 +103,7 @@ def test_seen_loss_gives_seen_and_unseen_pairs_the_same_noise():
     the two sets' losses differ by the pairs alone."""
     from truepose_core.data.synthfashion import SynthFashion
 
-    script = _script_module("seen_loss")
+    script = script_module("seen_loss")
     seen, unseen = script.pair_indices(100, 6, 3)
     assert all(0 <= i < 100 for i in seen), seen
     assert all(i >= script.UNSEEN_START for i in unseen), unseen
