@@ -3,7 +3,7 @@
 METHOD.md's CLIP is frozen and contrastively pretrained; its embeddings of the source's
 parsing regions are CAA's tokens and its whole-image embedding is the UNets' cross-attention
 context. No CLIP weights can be downloaded here, and a tower with random weights keeps little
-of a region's colour (README, "A pretrained CLIP"). This trains an open_clip ``CLIP`` (the
+of a region's colour (README, "The SynthFashion CLIP tower"). This trains an open_clip ``CLIP`` (the
 image tower of :data:`~.presets.TINY_CLIP_VISION` plus a small text tower) with CLIP's
 symmetric contrastive loss on SynthFashion crops, cut exactly as TruePose cuts them
 (:func:`~.clip_regions.region_squares`), against captions of what was drawn
@@ -11,7 +11,7 @@ symmetric contrastive loss on SynthFashion crops, cut exactly as TruePose cuts t
 is saved (``visual.*`` keys, as open_clip names them), so the ``clip`` option of
 ``truepose train`` loads it like any open_clip file.
 
-The run is a few CPU-minutes and keeps no states: a killed run is run again, and the output
+The run takes about 15 CPU-minutes and keeps no states: a killed run is run again, and the output
 file is replaced atomically.
 """
 
@@ -63,8 +63,11 @@ def _clip_model(cfg: CLIPTrainConfig, config):
     return CLIP(embed_dim=config.clip_dim, vision_cfg=vision_cfg, text_cfg=text_cfg)
 
 
-def captioned_crops(cfg: CLIPTrainConfig, config) -> tuple[torch.Tensor, list[str], torch.Tensor]:
-    """Render the crops once: (pixels (N, 3, s, s) fp16, unique captions, caption index (N,))."""
+def captioned_crops(
+    cfg: CLIPTrainConfig, config
+) -> tuple[torch.Tensor, list[str], torch.Tensor, torch.Tensor]:
+    """Render the crops once: (pixels (N, 3, s, s) fp16, unique captions, caption index (N,),
+    kind (N,): the crop's parsing label, or -1 for a whole image)."""
     from .clip_regions import clip_pixels, region_squares
     from .data.captions import person_caption, region_caption
     from .data.synthfashion import SynthFashion
