@@ -151,3 +151,22 @@ def test_clip_probe_reads_a_linear_colour_and_not_noise():
     noise = torch.randn(400, 8, generator=g).double().numpy()
     err, base = ridge_error(noise, colour, 300)
     assert err > 0.9 * base
+
+
+@pytest.mark.parametrize(
+    "change", [{"images": 0}, {"steps": 0}, {"batch_size": 1}, {"colour_levels": -1}, {"lr": 0}]
+)
+def test_bad_settings_are_refused_by_name(change):
+    from truepose_core.errors import ConfigError
+
+    name = next(iter(change))
+    with pytest.raises(ConfigError, match=name):
+        CLIPTrainConfig(**change)
+
+
+def test_cli_reports_bad_settings_in_one_line(capsys):
+    from truepose_core.cli import main
+
+    assert main(["train-clip", "--images", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "images must be an int >= 1" in err and "Traceback" not in err

@@ -220,7 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     clip.add_argument("--lr", type=float, default=CLIPTrainConfig.lr, help="AdamW peak lr")
     clip.add_argument(
-        "--max-minutes", type=float, default=0.0, help="wall-clock budget (0: no limit)"
+        "--max-minutes",
+        type=float,
+        default=CLIPTrainConfig.max_minutes,
+        help="wall-clock budget (0: no limit)",
     )
     clip.add_argument("--seed", type=int, default=CLIPTrainConfig.seed, help="data and init seed")
     clip.add_argument(

@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
+from .errors import ConfigError
+
 
 @dataclass(frozen=True)
 class CLIPTrainConfig:
@@ -46,6 +48,17 @@ class CLIPTrainConfig:
     #: Draw each step's crops from one kind (one parsing label, or whole images), so that
     #: the other rows of a batch differ from a row's caption mostly in colour and pattern.
     batch_by_kind: bool = False
+
+    def __post_init__(self) -> None:
+        for name, low in (("images", 1), ("steps", 1), ("batch_size", 2), ("context_length", 8)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"train-clip: {name} must be an int >= {low}, got {value!r}")
+        if self.colour_levels < 0 or self.lr <= 0 or self.max_minutes < 0:
+            raise ConfigError(
+                "train-clip: colour_levels and max_minutes must be >= 0 and lr > 0, got "
+                f"{self.colour_levels}, {self.max_minutes} and {self.lr}"
+            )
 
 
 def _clip_model(cfg: CLIPTrainConfig, config):
