@@ -17,6 +17,7 @@ from truepose_core.data.captions import (
     colour_name,
     colour_words,
     person_caption,
+    person_part_captions,
     region_caption,
 )
 from truepose_core.data.synthfashion import SynthFashion
@@ -102,6 +103,43 @@ def test_crops_carry_their_regions_captions():
     assert [texts[r] for r in row] == [region_caption(identity, "Upper-clothes")]
 
 
+def test_part_captions_name_each_part_once_and_agree_with_the_full_caption():
+    identity = SynthFashion(length=4, seed=3).sample(1)[0]
+    parts = person_part_captions(identity)
+    full = person_caption(identity)
+    lower = region_caption(identity, "Skirt" if identity.lower == "skirt" else "Pants")
+    assert len(parts) == 4 and len(set(parts)) == 4
+    assert lower.removeprefix("a plain ") in parts[1]  # the lower clothes have their own caption
+    assert all(p.startswith("a person ") for p in parts)
+    for part in parts:  # every part's words are in the full caption
+        words = part.removeprefix("a person ").split(" ", 1)[1]
+        assert words.removeprefix("a ").split(" with ")[0] in full
+
+
+@pytest.mark.parametrize("whole, captions_per_image", [("full", 1), ("parts", 4), ("both", 5)])
+def test_whole_images_come_once_per_caption(whole, captions_per_image):
+    """The regions' rows do not change; each whole image is repeated, pixel for pixel, once
+    for each of its captions."""
+    config = tiny_truepose_config()
+    base = captioned_crops(CLIPTrainConfig(images=2, seed=5), config)
+    pixels, captions, ids, kinds = captioned_crops(
+        CLIPTrainConfig(images=2, seed=5, whole_captions=whole), config
+    )
+    regions = base[3] >= 0
+    torch.testing.assert_close(pixels[kinds >= 0], base[0][regions])
+    whole_rows = (kinds == -1).nonzero().flatten()
+    assert len(whole_rows) == 4 * captions_per_image  # 2 pairs, 2 images each
+    identity = SynthFashion(length=2, seed=5).sample(0)[0]
+    expected = {
+        "full": [person_caption(identity)],
+        "parts": person_part_captions(identity),
+        "both": [person_caption(identity), *person_part_captions(identity)],
+    }[whole]
+    source = base[0][base[3] == -1][0]  # pair 0's whole source image
+    rows = [r for r in whole_rows.tolist() if torch.equal(pixels[r], source)]
+    assert sorted(captions[ids[r]] for r in rows) == sorted(expected)
+
+
 def test_contrastive_loss_matches_rows_by_caption():
     torch.manual_seed(0)
     image = torch.randn(6, 8)
@@ -154,7 +192,15 @@ def test_clip_probe_reads_a_linear_colour_and_not_noise():
 
 
 @pytest.mark.parametrize(
-    "change", [{"images": 0}, {"steps": 0}, {"batch_size": 1}, {"colour_levels": -1}, {"lr": 0}]
+    "change",
+    [
+        {"images": 0},
+        {"steps": 0},
+        {"batch_size": 1},
+        {"colour_levels": -1},
+        {"lr": 0},
+        {"whole_captions": "some"},
+    ],
 )
 def test_bad_settings_are_refused_by_name(change):
     from truepose_core.errors import ConfigError

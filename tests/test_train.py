@@ -484,3 +484,45 @@ def test_a_training_step_reaches_every_trainable_module_and_no_frozen_one(tmp_pa
     assert not missed, f"no gradient reaches {missed}"
     frozen = list(vae.parameters()) + list(clip.parameters())
     assert all(p.grad is None for p in frozen)
+
+
+def test_state_from_checkpoint_starts_a_run_from_a_released_file(tmp_path, vae_file):
+    """scripts/state_from_checkpoint.py: the state holds the checkpoint's (EMA) weights, no
+    AdamW moments and the checkpoint's step; the written VAE loads as the embedded one; the
+    run continues from it; a config of another model or a folder with a state is refused."""
+    from script_modules import script_module
+
+    from truepose_core.train import load_vae
+
+    script = script_module("state_from_checkpoint")
+    cfg = _config(tmp_path, vae_file, max_steps=2, ema_decay=0.9)
+    final = train(cfg, progress=False)
+    loaded = load_truepose(final)
+    follow = dataclasses.replace(
+        cfg, output_dir=str(tmp_path / "next"), vae=str(tmp_path / "vae.safetensors"), max_steps=3
+    )
+    config_file = tmp_path / "next.json"
+    config_file.write_text(json.dumps(dataclasses.asdict(follow)))
+    args = ["--checkpoint", str(final), "--config", str(config_file)]
+    assert script.main([*args, "--vae-out", follow.vae]) == 0
+    state = tmp_path / "next" / "state-2"
+    weights = load_file(str(state / "model.safetensors"))
+    for name, value in loaded.model.state_dict().items():
+        torch.testing.assert_close(weights[name], value, msg=name)
+    assert torch.load(state / "optimizer.pt", weights_only=True)["state"] == {}
+    ema = torch.load(state / "ema.pt", weights_only=True)["shadow_params"]
+    torch.testing.assert_close(ema[0], next(iter(loaded.model.parameters())))
+    vae = load_vae(follow.vae)
+    for name, value in loaded.vae.state_dict().items():
+        torch.testing.assert_close(vae.state_dict()[name], value, msg=name)
+    train(follow, progress=False)  # resumes at the checkpoint's step 2
+    assert [r for r in (tmp_path / "next" / "loss.csv").read_text().splitlines()[1:]][0][:2] == "3,"
+    with pytest.raises(SystemExit, match="holds a state already"):
+        script.main(args)
+    other = dataclasses.replace(
+        follow, output_dir=str(tmp_path / "other"), model={"resolution": [64, 48]}
+    )
+    config_file.write_text(json.dumps(dataclasses.asdict(other)))
+    with pytest.raises(SystemExit, match="resolution"):
+        script.main(args)
+    assert not (tmp_path / "other").exists() or not any((tmp_path / "other").iterdir())

@@ -88,6 +88,7 @@ def _cmd_train_clip(args: argparse.Namespace) -> int:
         context_length=args.context_length,
         colour_levels=args.colour_levels,
         batch_by_kind=args.batch_by_kind,
+        whole_captions=args.whole_captions,
     )
     print(f"clip: {train_clip(cfg)}")
     return 0
@@ -146,7 +147,7 @@ def _cmd_parse(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .clip_train import CLIPTrainConfig
+    from .clip_train import WHOLE_CAPTIONS, CLIPTrainConfig
     from .config import SamplingConfig
     from .parsing import LABEL_SET_NAMES
 
@@ -243,6 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=CLIPTrainConfig.batch_by_kind,
         help="draw each step's crops from one parsing label (or whole images)",
+    )
+    clip.add_argument(
+        "--whole-captions",
+        choices=WHOLE_CAPTIONS,
+        default=CLIPTrainConfig.whole_captions,
+        help="whole images' captions: all parts in one, one part each, or both",
     )
     clip.set_defaults(func=_cmd_train_clip)
 

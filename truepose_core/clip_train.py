@@ -28,6 +28,9 @@ from torch.nn import functional as F
 
 from .errors import ConfigError
 
+#: What ``CLIPTrainConfig.whole_captions`` may be.
+WHOLE_CAPTIONS = ("full", "parts", "both")
+
 
 @dataclass(frozen=True)
 class CLIPTrainConfig:
@@ -48,6 +51,10 @@ class CLIPTrainConfig:
     #: Draw each step's crops from one kind (one parsing label, or whole images), so that
     #: the other rows of a batch differ from a row's caption mostly in colour and pattern.
     batch_by_kind: bool = False
+    #: Captions of whole images: "full" (one caption naming every part), "parts" (the image
+    #: once for each of :func:`~.data.captions.person_part_captions`, so that its embedding
+    #: must keep each part, the lower clothes included) or "both".
+    whole_captions: str = "full"
 
     def __post_init__(self) -> None:
         for name, low in (("images", 1), ("steps", 1), ("batch_size", 2), ("context_length", 8)):
@@ -58,6 +65,11 @@ class CLIPTrainConfig:
             raise ConfigError(
                 "train-clip: colour_levels and max_minutes must be >= 0 and lr > 0, got "
                 f"{self.colour_levels}, {self.max_minutes} and {self.lr}"
+            )
+        if self.whole_captions not in WHOLE_CAPTIONS:
+            raise ConfigError(
+                f"train-clip: whole_captions must be one of {', '.join(WHOLE_CAPTIONS)}, "
+                f"got {self.whole_captions!r}"
             )
 
 
@@ -82,7 +94,7 @@ def captioned_crops(
     """Render the crops once: (pixels (N, 3, s, s) fp16, unique captions, caption index (N,),
     kind (N,): the crop's parsing label, or -1 for a whole image)."""
     from .clip_regions import clip_pixels, region_squares
-    from .data.captions import person_caption, region_caption
+    from .data.captions import person_caption, person_part_captions, region_caption
     from .data.synthfashion import SynthFashion
     from .parsing import get_label_set
 
@@ -99,8 +111,17 @@ def captioned_crops(
         parsing = torch.stack([item["source_parsing"], item["target_parsing"]])
         squares, slots, _ = region_squares(images, parsing, label_set)
         texts = [region_caption(identity, label_set.labels[lab], levels) for _, lab in slots]
-        texts += [person_caption(identity, levels)] * images.shape[0]
-        kind = [lab for _, lab in slots] + [-1] * images.shape[0]
+        whole = []
+        if cfg.whole_captions in ("full", "both"):
+            whole.append(person_caption(identity, levels))
+        if cfg.whole_captions in ("parts", "both"):
+            whole.extend(person_part_captions(identity, levels))
+        whole_squares = squares[len(slots) :]  # region_squares puts the whole images last
+        del squares[len(slots) :]
+        for caption in whole:  # each whole image once per caption
+            squares.extend(whole_squares)
+            texts += [caption] * len(whole_squares)
+        kind = [lab for _, lab in slots] + [-1] * (images.shape[0] * len(whole))
         keep = [i for i, t in enumerate(texts) if t]
         pixels.append(clip_pixels([squares[i] for i in keep], config.clip_image_size).half())
         captions.extend(texts[i] for i in keep)

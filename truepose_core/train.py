@@ -446,10 +446,22 @@ def _is_loss_row(cells: list[str]) -> bool:
     return len(cells) == 4
 
 
+def write_state_files(folder: Path, model: nn.Module, optimizer, ema=None) -> None:
+    """A ``state-*`` folder's payload: the weights, the optimizer state and the EMA's."""
+    from safetensors.torch import save_file
+
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        str(folder / "model.safetensors"),
+    )
+    torch.save(optimizer.state_dict(), folder / "optimizer.pt")
+    if ema is not None:
+        torch.save(ema.state_dict(), folder / "ema.pt")
+
+
 def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Path:
     """Run (or resume) training; returns the path of the final checkpoint."""
     from accelerate import Accelerator, DistributedDataParallelKwargs
-    from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
     from .checkpoint import save_truepose
@@ -517,14 +529,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
     running = []
 
     def write_state(folder: Path) -> None:
-        unwrapped = accelerator.unwrap_model(runner).model
-        save_file(
-            {k: v.detach().cpu().contiguous() for k, v in unwrapped.state_dict().items()},
-            str(folder / "model.safetensors"),
-        )
-        torch.save(optimizer.state_dict(), folder / "optimizer.pt")
-        if ema is not None:
-            torch.save(ema.state_dict(), folder / "ema.pt")
+        write_state_files(folder, accelerator.unwrap_model(runner).model, optimizer, ema)
 
     def save(tag: str) -> Path:
         nonlocal saved_step, last_plot

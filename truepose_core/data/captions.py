@@ -85,23 +85,49 @@ def garment_phrase(g: Garment, noun: str, levels: int = 0) -> str:
     return phrase
 
 
-def person_caption(identity: Identity, levels: int = 0) -> str:
-    """The whole image: the person's clothes, skin and hair, and the background."""
+def _person_phrases(identity: Identity, levels: int) -> dict[str, str]:
+    """The phrases a person's captions are made of, by part."""
 
     def c(rgb: tuple[int, int, int]) -> str:
         return colour_words(rgb, levels)
 
     sleeves = "long-sleeved" if identity.long_sleeves else "short-sleeved"
-    shirt = garment_phrase(identity.shirt, f"{sleeves} shirt", levels)
     if identity.lower == "skirt":
         lower = garment_phrase(identity.skirt, "skirt", levels)
     else:
         lower = f"{c(identity.pants)} trousers"
+    return {
+        "body": f"{c(identity.skin)} skin and {identity.hair_style} {c(identity.hair)} hair",
+        "shirt": garment_phrase(identity.shirt, f"{sleeves} shirt", levels),
+        "lower": lower,
+        "shoes": f"{c(identity.shoes)} shoes",
+        "background": f"{c(identity.background)} background",
+    }
+
+
+def person_caption(identity: Identity, levels: int = 0) -> str:
+    """The whole image: the person's clothes, skin and hair, and the background."""
+    p = _person_phrases(identity, levels)
     return (
-        f"a person with {c(identity.skin)} skin and {identity.hair_style} {c(identity.hair)} "
-        f"hair wearing {shirt}, {lower} and {c(identity.shoes)} shoes on a "
-        f"{c(identity.background)} background"
+        f"a person with {p['body']} wearing {p['shirt']}, {p['lower']} and {p['shoes']} "
+        f"on a {p['background']}"
     )
+
+
+def person_part_captions(identity: Identity, levels: int = 0) -> list[str]:
+    """The whole image, one part at a time: shirt, lower clothes, skin and hair, the rest.
+
+    A whole image paired with each of these must keep every part in its one embedding; the
+    full caption can be matched from the most telling parts alone (README, "The SynthFashion
+    CLIP tower": the lower clothes were dropped).
+    """
+    p = _person_phrases(identity, levels)
+    return [
+        f"a person wearing {p['shirt']}",
+        f"a person wearing {p['lower']}",
+        f"a person with {p['body']}",
+        f"a person in {p['shoes']} on a {p['background']}",
+    ]
 
 
 def region_caption(identity: Identity, label: str, levels: int = 0) -> str:
