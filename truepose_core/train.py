@@ -446,7 +446,9 @@ def _is_loss_row(cells: list[str]) -> bool:
     return len(cells) == 4
 
 
-def write_state_files(folder: Path, model: nn.Module, optimizer, ema=None) -> None:
+def write_state_files(
+    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: Any = None
+) -> None:
     """A ``state-*`` folder's payload: the weights, the optimizer state and the EMA's."""
     from safetensors.torch import save_file
 
