@@ -17,26 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-
-import torch
-
-
-def write_vae(loaded, out: Path) -> None:
-    """The checkpoint's VAE as a ``truepose train-vae`` file."""
-    from safetensors.torch import save_file
-
-    from truepose_core import atomic
-
-    meta = {
-        "vae_config": loaded.metadata["vae_config"],
-        "latent_scale": repr(loaded.config.latent_scale),
-        "from_checkpoint": str(loaded.path),
-    }
-    state = {k: v.detach().contiguous() for k, v in loaded.vae.state_dict().items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.atomic_file(out) as tmp:
-        save_file(state, str(tmp), metadata=meta)
 
 
 def config_differences(a, b) -> list[str]:
@@ -52,17 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vae-out", default="", help="write the embedded VAE here first")
     args = parser.parse_args(argv)
 
-    from diffusers.training_utils import EMAModel
-
     from truepose_core import run_state
     from truepose_core.checkpoint import load_truepose
-    from truepose_core.train import TrainConfig, build_model, parameter_groups, write_state_files
+    from truepose_core.train import TrainConfig, build_model, optimizer_and_ema, write_state_files
+    from truepose_core.vae_train import write_vae_file
 
     loaded = load_truepose(args.checkpoint)
     if args.vae_out:
         if loaded.vae is None:
             raise SystemExit(f"{args.checkpoint}: embeds no VAE, so --vae-out has nothing to write")
-        write_vae(loaded, Path(args.vae_out))
+        vae_config = json.loads(loaded.metadata["vae_config"])
+        extra = {"from_checkpoint": str(loaded.path)}
+        write_vae_file(args.vae_out, loaded.vae, vae_config, loaded.config.latent_scale, extra)
     cfg = TrainConfig.from_file(args.config)
     if run_state.latest_state(cfg.output_dir) is not None:
         raise SystemExit(f"{cfg.output_dir} holds a state already; resume it with truepose train")
@@ -71,10 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     if differ:
         raise SystemExit(f"{args.config} builds another TruePose config: {', '.join(differ)}")
     model.load_state_dict(loaded.model.state_dict())
-    optimizer = torch.optim.AdamW(
-        parameter_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay
-    )
-    ema = EMAModel(model.parameters(), decay=cfg.ema_decay) if cfg.ema_decay > 0 else None
+    optimizer, ema = optimizer_and_ema(model, cfg)
     step = int(loaded.metadata.get("step", 0))
     extra = {"from_checkpoint": str(args.checkpoint)}
     state = run_state.save_state(

@@ -121,7 +121,7 @@ def captioned_crops(
         for caption in whole:  # each whole image once per caption
             squares.extend(whole_squares)
             texts += [caption] * len(whole_squares)
-        kind = [lab for _, lab in slots] + [-1] * (images.shape[0] * len(whole))
+        kind = [lab for _, lab in slots] + [-1] * (len(whole_squares) * len(whole))
         keep = [i for i, t in enumerate(texts) if t]
         pixels.append(clip_pixels([squares[i] for i in keep], config.clip_image_size).half())
         captions.extend(texts[i] for i in keep)

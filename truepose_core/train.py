@@ -446,6 +446,19 @@ def _is_loss_row(cells: list[str]) -> bool:
     return len(cells) == 4
 
 
+def optimizer_and_ema(model: TruePoseModel, cfg: TrainConfig) -> tuple[torch.optim.Optimizer, Any]:
+    """The run's AdamW (no moments yet) and its EMA of ``model``'s weights (None without one)."""
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
+    ema = None
+    if cfg.ema_decay > 0:
+        from diffusers.training_utils import EMAModel
+
+        ema = EMAModel(model.parameters(), decay=cfg.ema_decay)
+    return optimizer, ema
+
+
 def write_state_files(
     folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, ema: Any = None
 ) -> None:
@@ -490,14 +503,7 @@ def train(cfg: TrainConfig, *, resume: bool = True, progress: bool = True) -> Pa
         model.target_unet.enable_gradient_checkpointing()
         if model.source_unet is not None:
             model.source_unet.enable_gradient_checkpointing()
-    optimizer = torch.optim.AdamW(
-        parameter_groups(model, cfg), lr=cfg.lr, weight_decay=cfg.weight_decay
-    )
-    ema = None
-    if cfg.ema_decay > 0:
-        from diffusers.training_utils import EMAModel
-
-        ema = EMAModel(model.parameters(), decay=cfg.ema_decay)
+    optimizer, ema = optimizer_and_ema(model, cfg)
 
     step = 0
     say = None if accelerator.is_main_process else (lambda _line: None)

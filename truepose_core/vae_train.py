@@ -163,22 +163,36 @@ def train_vae(cfg: VAETrainConfig, progress: bool = True, resume: bool = True) -
 
 
 def _save(cfg: VAETrainConfig, vae, vae_config: dict, data) -> Path:
-    from safetensors.torch import save_file
-
-    from . import atomic
-
     vae.eval()
     with torch.no_grad():
         probe = torch.stack([data[i]["source_image"] for i in range(min(64, len(data)))])
         latent_scale = float(1.0 / vae.encode(probe).latent_dist.mean.std())
-    out = Path(cfg.output)
+    return write_vae_file(
+        cfg.output, vae, vae_config, latent_scale, {"train_config": json.dumps(asdict(cfg))}
+    )
+
+
+def write_vae_file(
+    path: str | Path,
+    vae: torch.nn.Module,
+    vae_config: dict,
+    latent_scale: float,
+    extra: dict[str, str] | None = None,
+) -> Path:
+    """A VAE file as ``truepose train-vae`` writes it and the trainer's ``vae`` option reads it."""
+    from safetensors.torch import save_file
+
+    from . import atomic
+
+    out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "vae_config": json.dumps(vae_config, sort_keys=True),
-        "train_config": json.dumps(asdict(cfg)),
         # Like SD's 0.18215: scales latents to unit variance; the trainer adopts it.
         "latent_scale": repr(latent_scale),
+        **(extra or {}),
     }
+    state = {k: v.detach().contiguous() for k, v in vae.state_dict().items()}
     with atomic.atomic_file(out) as tmp:
-        save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(tmp), metadata=meta)
+        save_file(state, str(tmp), metadata=meta)
     return out
