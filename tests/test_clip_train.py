@@ -3,6 +3,7 @@ short run learns and writes a tower that ``truepose train`` loads."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -189,6 +190,22 @@ def test_clip_probe_reads_a_linear_colour_and_not_noise():
     noise = torch.randn(400, 8, generator=g).double().numpy()
     err, base = ridge_error(noise, colour, 300)
     assert err > 0.9 * base
+
+
+def test_clip_probe_mlp_reads_a_nonlinear_colour_and_not_noise():
+    """scripts/clip_probe.py --mlp: a colour that is a product of embedding dimensions (which
+    no linear fit reads) is read back well; from an unrelated embedding, no better than its
+    mean (the stopping point is chosen on validation rows, never on the scored ones)."""
+    from script_modules import script_module
+
+    probe = script_module("clip_probe")
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(800, 8, generator=g).double().numpy()
+    colour = np.stack([x[:, 0] * x[:, 1], x[:, 2] * x[:, 3], x[:, 4] ** 2], axis=1) * 30 + 120
+    linear, base = probe.ridge_error(x, colour, 600)
+    assert probe.mlp_error(x, colour, 600, iters=600) < 0.5 * linear
+    noise = torch.randn(800, 8, generator=g).double().numpy()
+    assert probe.mlp_error(noise, colour, 600, iters=600) > base
 
 
 @pytest.mark.parametrize(
