@@ -19,7 +19,7 @@ show the region:
 - **source's own colour**: the error if the target's region were painted the mean colour of
   the same region in the *source*. It reads the target's parsing, so it is no baseline a
   user could run; it shows how far the source's own colour is from the target's (lighting
-  and the parts a pose shows), the least a model that carried that colour exactly would err.
+  and the parts a pose shows): what a model that carried that colour exactly would err.
 """
 
 from __future__ import annotations
