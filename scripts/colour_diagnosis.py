@@ -93,11 +93,12 @@ def main() -> None:
         f"{checkpoint.name}: {args.pairs} held-out pairs (test split, data seed "
         f"{args.data_seed}), noise seeds {args.seeds}; colour errors 0..255"
     )
+    target_masks = [region_masks(p.numpy(), label_set) for p in batch["target_parsing"]]
+    source_masks = [region_masks(p.numpy(), label_set) for p in batch["parsing"]]
     for region in REGION_ORDER:
         generated, true, copied, own = [], [], [], []
         for i in range(args.pairs):
-            target_mask = region_masks(batch["target_parsing"][i].numpy(), label_set)[region]
-            source_mask = region_masks(batch["parsing"][i].numpy(), label_set)[region]
+            target_mask, source_mask = target_masks[i][region], source_masks[i][region]
             if not (target_mask.any() and source_mask.any()):
                 continue
             generated.append([mean_colour(im[i], target_mask) for im in images])
